@@ -1,0 +1,3 @@
+from dsrctl.cli import main
+
+main()

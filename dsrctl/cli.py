@@ -1,0 +1,260 @@
+"""The command line. Thin: parse options, call dsrctl.engine, render, map errors to exit codes.
+
+Exit codes (docs/commands.md): 0 success / in sync / no changes; 1 error (nothing changed,
+or a failed apply that was rolled back); 2 changes pending (plan --detailed-exitcode) or
+drift found (drift).
+
+Modules that only some commands need are imported inside those commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from dsrctl import __version__
+from dsrctl.errors import DsrctlError
+
+DEFAULT_SPEC = "/etc/dsrctl/dsrctl.toml"
+DEFAULT_STATE_DIR = "/var/lib/dsrctl"
+EXIT_CHANGES = 2
+
+app = typer.Typer(
+    name="dsrctl",
+    help="Declarative setup of Direct Server Return real servers: VIPs on loopback, "
+    "ARP sysctls, persistence.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Options:
+    def __init__(self, state_dir: str, debug: bool, platform: str | None) -> None:
+        self.state_dir = state_dir
+        self.debug = debug
+        self.platform = platform
+
+
+T = TypeVar("T")
+SpecArg = Annotated[str, typer.Argument(help="The spec file.", show_default=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dsrctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        str,
+        typer.Option(
+            "--state-dir", envvar="DSRCTL_STATE_DIR", help="Ownership records, journal, lock."
+        ),
+    ] = DEFAULT_STATE_DIR,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="Override platform detection (linux).", hidden=True),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = Options(state_dir, debug, platform)
+
+
+def _options(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Options)
+    return obj
+
+
+def _run(ctx: typer.Context, body: Callable[[], T]) -> T:
+    """Run a command body; turn every dsrctl error into one line on stderr and exit 1."""
+    options = _options(ctx)
+    try:
+        return body()
+    except DsrctlError as exc:
+        if options.debug:
+            traceback.print_exc()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        if options.debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    spec: SpecArg = DEFAULT_SPEC,
+    as_json: JsonOpt = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 0 = no changes, 2 = changes, 1 = error."),
+    ] = False,
+) -> None:
+    """Show what apply would change, without changing anything."""
+
+    def body() -> int:
+        from dsrctl import engine
+        from dsrctl.render import Output, render_plan
+
+        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+        result = engine.make_plan(context)
+        if as_json:
+            _print_json(result.plan.to_json(context.spec.path))
+        else:
+            render_plan(Output(), result.plan, context.spec.path)
+        return EXIT_CHANGES if detailed_exitcode and not result.plan.empty else 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    spec: SpecArg = DEFAULT_SPEC,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Apply without asking (for unattended runs).")
+    ] = False,
+) -> None:
+    """Change the host to match the spec, verify, and roll back on failure."""
+
+    def body() -> int:
+        from dsrctl import engine
+        from dsrctl.errors import AbortedByUser
+        from dsrctl.plan import Plan
+        from dsrctl.render import Output, render_plan
+
+        out = Output()
+        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+
+        def confirm(planned: Plan) -> bool:
+            render_plan(out, planned, context.spec.path)
+            if auto_approve:
+                return True
+            if not sys.stdin.isatty():
+                raise AbortedByUser(
+                    "refusing to apply unattended without --auto-approve; nothing was changed"
+                )
+            answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="")
+            return bool(answer.strip() == "yes")
+
+        outcome = engine.apply(context, confirm, command=" ".join(["dsrctl", *sys.argv[1:]]))
+        if outcome.applied == 0:
+            for note in outcome.plan.notes:
+                out.line(f"! {note}", "yellow")
+            out.line(f"No changes. The host already matches {context.spec.path}.", "green")
+        else:
+            out.line(f"Apply complete: {outcome.applied} change(s) applied and verified.", "green")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def drift(ctx: typer.Context, spec: SpecArg = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
+    """Compare the host with the spec, read-only. Exit 0 in sync, 2 drift, 1 error."""
+
+    def body() -> int:
+        from dsrctl import engine
+
+        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+        result = engine.make_plan(context)
+        items = engine.drift_items(result.plan)
+        if as_json:
+            _print_json(
+                {
+                    "format_version": 1,
+                    "spec": context.spec.path,
+                    "in_sync": not items,
+                    "drift": items,
+                    "notes": list(result.plan.notes),
+                }
+            )
+        else:
+            from dsrctl.render import Output, render_drift
+
+            render_drift(Output(), items, result.plan, context.spec.path)
+        return EXIT_CHANGES if items else 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the host's DSR-relevant state (addresses, ARP sysctls, dsrctl records)."""
+
+    def body() -> int:
+        from providers.base import get_provider
+        from state.ownership import Ownership
+        from state.statedir import StateDir
+
+        options = _options(ctx)
+        report = get_provider(options.platform).describe()
+        state = StateDir(options.state_dir)
+        records = Ownership.load(state.ownership_file).records
+        report["dsrctl"] = {
+            "state_dir": state.path,
+            "managed_resources": len(records),
+            "created_by_dsrctl": sorted(r for r, rec in records.items() if rec.created),
+        }
+        if as_json:
+            _print_json(report)
+        else:
+            from dsrctl.render import Output, render_show
+
+            render_show(Output(), report)
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def validate(
+    ctx: typer.Context, spec: Annotated[str, typer.Argument(help="The spec file.")]
+) -> None:
+    """Check a spec file (syntax, values, and that its sysctls exist on this host)."""
+
+    def body() -> int:
+        from dsrctl.spec import load_spec
+        from providers.base import get_provider
+
+        loaded = load_spec(spec)
+        get_provider(_options(ctx).platform).check_spec(loaded)
+        for note in loaded.warnings:
+            typer.echo(f"! {note}")
+        typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+def main() -> None:
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("TERM", "dumb")
+    app()

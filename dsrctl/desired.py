@@ -1,0 +1,119 @@
+"""From a spec and the ownership records to the desired state and the read scope.
+
+Pure: no host access. The desired state is the spec's resources plus, for resources
+dsrctl once managed and the spec no longer names, their way back: delete what dsrctl
+created, restore what it changed to the value recorded before its first change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from dsrctl.model import (
+    AddressState,
+    FileState,
+    ReadScope,
+    SysctlValue,
+    address_id,
+    file_id,
+    split_address_id,
+    split_id,
+    sysctl_id,
+)
+from dsrctl.spec import Spec
+from state.ownership import Ownership
+
+SYSCTL_FILE_MODE = 0o644
+
+
+@dataclass
+class Desired:
+    sysctls: dict[str, SysctlValue] = field(default_factory=dict)
+    # sysctls the spec dropped: restore to the value recorded before dsrctl changed them
+    restores: dict[str, SysctlValue] = field(default_factory=dict)
+    # interface -> cidr -> state; dropped addresses dsrctl created are simply not here
+    addresses: dict[str, dict[str, AddressState]] = field(default_factory=dict)
+    # path -> wanted file; None means the file must not exist (dsrctl created it)
+    files: dict[str, FileState | None] = field(default_factory=dict)
+    # resources dsrctl once managed, owns no longer and leaves as they are
+    released: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # resources the spec itself names (not restores): recorded on apply
+    spec_resources: set[str] = field(default_factory=set)
+
+
+def build_desired(spec: Spec, ownership: Ownership) -> Desired:
+    desired = Desired()
+    linux = spec.linux
+    desired.sysctls = linux.all_sysctls()
+    desired.addresses[linux.interface] = {
+        vip.cidr: vip_state(vip.address.compressed, vip.prefix, vip.label, linux.interface)
+        for vip in spec.vips
+    }
+    if linux.persist.enabled:
+        content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
+        desired.files[linux.persist.sysctl_file] = FileState(content, SYSCTL_FILE_MODE)
+    desired.spec_resources = (
+        {sysctl_id(key) for key in desired.sysctls}
+        | {address_id(linux.interface, cidr) for cidr in desired.addresses[linux.interface]}
+        | {file_id(path) for path in desired.files}
+    )
+    _add_way_back(desired, ownership)
+    return desired
+
+
+def vip_state(address: str, prefix: int, label: str | None, interface: str) -> AddressState:
+    if ":" in address:
+        # Deprecated (preferred_lft 0) so the host never picks the VIP as a source address;
+        # no DAD, so it is usable at once.
+        return AddressState(address, prefix, deprecated=True, nodad=True)
+    # The kernel labels an address with the interface name when none is given.
+    return AddressState(address, prefix, label=label or interface)
+
+
+def sysctl_file_content(spec_path: str, values: dict[str, SysctlValue]) -> bytes:
+    lines = [
+        f"# Managed by dsrctl from {spec_path}; edits here are reverted by 'dsrctl apply'.",
+        "# The ARP keys keep this host from answering ARP for its DSR VIPs (see dsrctl docs).",
+    ]
+    lines += [f"{key} = {value}" for key, value in values.items()]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _add_way_back(desired: Desired, ownership: Ownership) -> None:
+    for resource, record in sorted(ownership.records.items()):
+        if resource in desired.spec_resources:
+            continue
+        kind, name = split_id(resource)
+        if kind == "sysctl":
+            if record.original is not None:
+                desired.restores[name] = record.original
+        elif kind == "address":
+            if not record.created:
+                interface, cidr = split_address_id(resource)
+                desired.released.append(resource)
+                desired.notes.append(
+                    f"{cidr} on {interface} is no longer in the spec but was there before "
+                    "dsrctl; it is left in place"
+                )
+            # created addresses are absent from desired.addresses: the diff deletes them
+        elif kind == "file":
+            if record.created:
+                desired.files[name] = None
+            elif record.original is not None:
+                desired.files[name] = FileState.from_record(record.original)
+
+
+def read_scope(spec: Spec, desired: Desired, ownership: Ownership) -> ReadScope:
+    keys = list(desired.sysctls) + [k for k in desired.restores if k not in desired.sysctls]
+    interfaces = sorted(
+        {split_address_id(r)[0] for r in ownership.records if r.startswith("address:")}
+        - {spec.linux.interface}
+    )
+    return ReadScope(
+        interface=spec.linux.interface,
+        sysctl_keys=tuple(keys),
+        files=tuple(desired.files),
+        interfaces=tuple(interfaces),
+    )

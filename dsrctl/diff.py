@@ -1,0 +1,139 @@
+"""The diff engine: a pure function from (desired, current, ownership) to a plan.
+
+Both sides are flattened into maps ``resource id -> plain value`` and compared with
+deepdiff; each top-level difference becomes one step. Nothing here touches the host, so
+it is tested with plain data.
+
+deepdiff costs hundreds of milliseconds to import (it pulls numpy and pydantic when they
+are installed). A converged host, the common case for ``drift`` from cron, is recognised
+by plain equality first and never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsrctl.desired import Desired
+from dsrctl.model import (
+    FileState,
+    HostState,
+    address_id,
+    file_id,
+    split_address_id,
+    sysctl_id,
+)
+from dsrctl.plan import Plan
+from dsrctl.steps import AddressStep, FileStep, Phase, Step, SysctlStep, sort_steps
+from state.ownership import Ownership
+
+Rich = dict[str, Any]  # resource id -> the value a step carries
+
+
+def desired_map(desired: Desired) -> tuple[dict[str, Any], Rich]:
+    plain: dict[str, Any] = {}
+    rich: Rich = {}
+    for key, value in {**desired.restores, **desired.sysctls}.items():
+        plain[sysctl_id(key)] = rich[sysctl_id(key)] = value
+    for interface, addresses in desired.addresses.items():
+        for cidr, state in addresses.items():
+            resource = address_id(interface, cidr)
+            plain[resource] = state.attributes()
+            rich[resource] = state
+    for path, file_state in desired.files.items():
+        if file_state is not None:
+            plain[file_id(path)] = _file_value(file_state)
+            rich[file_id(path)] = file_state
+    return plain, rich
+
+
+def current_map(
+    current: HostState, desired: Desired, ownership: Ownership
+) -> tuple[dict[str, Any], Rich]:
+    """The host, restricted to what dsrctl manages: spec resources and owned ones."""
+    plain: dict[str, Any] = {}
+    rich: Rich = {}
+    for key, value in current.sysctls.items():
+        plain[sysctl_id(key)] = rich[sysctl_id(key)] = value
+    managed = {
+        address_id(iface, cidr) for iface, cidrs in desired.addresses.items() for cidr in cidrs
+    }
+    managed |= {r for r in ownership.records if r.startswith("address:") and ownership.created(r)}
+    for resource in sorted(managed):
+        interface, cidr = split_address_id(resource)
+        state = current.addresses.get(interface, {}).get(cidr)
+        if state is not None:
+            plain[resource] = state.attributes()
+            rich[resource] = state
+    for path, file_state in current.files.items():
+        if file_state is not None:
+            plain[file_id(path)] = _file_value(file_state)
+            rich[file_id(path)] = file_state
+    return plain, rich
+
+
+def _file_value(state: FileState) -> dict[str, Any]:
+    return {"sha256": state.sha256, "mode": state.mode}
+
+
+def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Top-level keys whose values differ, computed by deepdiff."""
+    if before == after:
+        return []
+    from deepdiff import DeepDiff  # heavy: imported only when something differs
+
+    diff = DeepDiff(before, after, view="tree", verbose_level=2)
+    changed: set[str] = set()
+    for report in diff.values():
+        for level in report:
+            path = level.path(output_format="list")
+            if path:
+                changed.add(str(path[0]))
+    return sorted(changed)
+
+
+def build_plan(desired: Desired, current: HostState, ownership: Ownership) -> Plan:
+    want_plain, want = desired_map(desired)
+    have_plain, have = current_map(current, desired, ownership)
+    steps: list[Step] = []
+    for resource in changed_resources(have_plain, want_plain):
+        steps.append(_step(resource, have.get(resource), want.get(resource), desired))
+    notes = list(desired.notes)
+    notes += _prefix_warnings(desired, current)
+    return Plan(steps=tuple(sort_steps(steps)), notes=tuple(notes), facts=dict(current.facts))
+
+
+def _step(resource: str, before: Any, after: Any, desired: Desired) -> Step:
+    kind = resource.partition(":")[0]
+    if kind == "sysctl":
+        name = resource.partition(":")[2]
+        if name in desired.sysctls:
+            return SysctlStep(resource, before, after, Phase.HARDEN)
+        return SysctlStep(
+            resource, before, after, Phase.RELAX, note="restore the value before dsrctl"
+        )
+    if kind == "address":
+        phase = Phase.REMOVE_ADDRESSES if after is None else Phase.ADD_ADDRESSES
+        note = "added by dsrctl, no longer in the spec" if after is None else ""
+        return AddressStep(resource, before, after, phase, note=note)
+    if kind == "file":
+        note = ""
+        if resource not in desired.spec_resources:
+            note = "created by dsrctl" if after is None else "restore the content before dsrctl"
+        return FileStep(resource, before, after, Phase.PERSIST, note=note)
+    raise ValueError(f"unknown resource kind in {resource!r}")
+
+
+def _prefix_warnings(desired: Desired, current: HostState) -> list[str]:
+    """A VIP held with a wider prefix captures a whole subnet: say so loudly."""
+    warnings = []
+    for interface, addresses in desired.addresses.items():
+        wanted = {state.address for state in addresses.values()}
+        for state in current.addresses.get(interface, {}).values():
+            full = 32 if state.version == 4 else 128
+            if state.address in wanted and state.prefix != full:
+                warnings.append(
+                    f"WARNING: {interface} holds {state.cidr}: a prefix wider than /{full} on "
+                    f"{interface} captures the whole subnet; dsrctl did not add it and will not "
+                    f"remove it; remove it by hand (ip addr del {state.cidr} dev {interface})"
+                )
+    return warnings

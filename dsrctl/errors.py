@@ -1,0 +1,89 @@
+"""The one exception hierarchy of dsrctl.
+
+Every error the user can cause or meet derives from :class:`DsrctlError`. The CLI maps
+each class to a one-line message on stderr and an exit code in a single place
+(``dsrctl.cli``); a traceback is printed only with ``--debug``.
+
+This module is imported by ``providers/`` and ``state/`` too, so it must stay free of
+typer and rich.
+"""
+
+from __future__ import annotations
+
+
+class DsrctlError(Exception):
+    """Root of every error dsrctl reports. Exit code 1 unless a subclass says otherwise."""
+
+    exit_code = 1
+
+
+class SpecError(DsrctlError):
+    """The spec file is wrong: the user fixes the file. Names the file, key path and value."""
+
+    def __init__(self, path: str, key: str, value: object, reason: str) -> None:
+        self.path = path
+        self.key = key
+        self.value = value
+        self.reason = reason
+        shown = _show_value(value)
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where} = {shown}: {reason}" if shown else f"{where}: {reason}")
+
+
+class PrivilegeError(DsrctlError):
+    """The command needs privileges it does not have: run it as root (or with CAP_NET_ADMIN)."""
+
+
+class HostError(DsrctlError):
+    """The host refused or failed an operation: the message carries what the kernel said."""
+
+
+class LockError(DsrctlError):
+    """Another dsrctl run holds the lock: wait for it, or check the named holder."""
+
+
+class StateError(DsrctlError):
+    """The state directory is unusable or its records are corrupt: check the named file."""
+
+
+class VerificationError(DsrctlError):
+    """After apply, the host still differs from the spec (something undid a change)."""
+
+
+class ApplyFailed(DsrctlError):
+    """A step or the verification failed; carries the original error and the rollback result.
+
+    Rollback that fails is reported next to the original error, never instead of it.
+    """
+
+    def __init__(self, original: BaseException, rollback_errors: list[str], undone: int) -> None:
+        self.original = original
+        self.rollback_errors = rollback_errors
+        self.undone = undone
+        if rollback_errors:
+            rb = f"rollback FAILED ({len(rollback_errors)} error(s)): " + "; ".join(rollback_errors)
+        else:
+            rb = f"rolled back {undone} completed step(s); the host is as it was before apply"
+        super().__init__(f"apply failed: {original}\n{rb}")
+
+
+class AbortedByUser(DsrctlError):
+    """The operator declined the confirmation prompt, or apply ran unattended without approval."""
+
+
+def _show_value(value: object) -> str:
+    if value is _MISSING:
+        return ""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+MISSING: object = _MISSING

@@ -1,0 +1,144 @@
+"""Human output: plans, drift reports and host state as lines of text.
+
+Colour only on a terminal and never with NO_COLOR set; piped output is plain text, one
+item a line, never wrapped, so it greps and diffs well. rich is imported only when
+colour is actually used, which keeps cron runs of `drift` fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from typing import Any, TextIO
+
+from dsrctl.model import AddressState, FileState, split_address_id, split_id
+from dsrctl.plan import Plan
+from dsrctl.steps import Step
+
+MARKERS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+
+
+class Output:
+    def __init__(self, stream: TextIO | None = None, color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        if color is None:
+            color = self.stream.isatty() and not os.environ.get("NO_COLOR")
+        self.color = color
+        self._console: Any = None
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        if not self.color or not style:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            return
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        from rich.text import Text
+
+        self._console.print(Text(text, style=style))
+
+
+def describe_resource(resource: str) -> str:
+    kind, name = split_id(resource)
+    if kind == "address":
+        interface, cidr = split_address_id(resource)
+        return f"address {cidr} on {interface}"
+    return f"{kind} {name}"
+
+
+def show_value(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, AddressState):
+        if value.version == 4:
+            return f"label {value.label}"
+        flags = [
+            name for name, on in (("deprecated", value.deprecated), ("nodad", value.nodad)) if on
+        ]
+        return ", ".join(flags) if flags else "preferred, dad"
+    if isinstance(value, FileState):
+        lines = value.content.count(b"\n")
+        return f"mode {value.mode:04o}, {lines} line(s), sha256 {value.sha256[:12]}"
+    return str(value)
+
+
+def step_line(step: Step) -> str:
+    marker = MARKERS[step.action][0]
+    what = describe_resource(step.resource)
+    if step.action == "create":
+        text = f"{marker} {what}: {show_value(step.after)}"
+    elif step.action == "delete":
+        text = f"{marker} {what}: {show_value(step.before)}"
+    else:
+        text = f"{marker} {what}: {show_value(step.before)} -> {show_value(step.after)}"
+    if step.note:
+        text += f"  ({step.note})"
+    return text
+
+
+def file_diff(step: Step) -> list[str]:
+    before = step.before.content if isinstance(step.before, FileState) else b""
+    after = step.after.content if isinstance(step.after, FileState) else b""
+    if before == after:
+        return []
+    lines = difflib.unified_diff(
+        before.decode("utf-8", "replace").splitlines(),
+        after.decode("utf-8", "replace").splitlines(),
+        fromfile="current",
+        tofile="wanted",
+        lineterm="",
+        n=1,
+    )
+    return list(lines)[2:]
+
+
+def render_plan(out: Output, plan: Plan, spec_path: str, heading: str = "plan") -> None:
+    out.line(f"dsrctl {heading}: {spec_path}", "bold")
+    for note in plan.notes:
+        out.line(f"! {note}", "yellow")
+    if plan.steps:
+        out.line()
+    for step in plan.steps:
+        out.line("  " + step_line(step), MARKERS[step.action][1])
+        if step.kind == "file":
+            for text in file_diff(step):
+                out.line("      " + text, "dim")
+    out.line()
+    out.line(plan.summary(), "bold")
+
+
+def render_drift(out: Output, items: list[dict[str, Any]], plan: Plan, spec_path: str) -> None:
+    for note in plan.notes:
+        out.line(f"! {note}", "yellow")
+    for item, step in zip(items, plan.steps, strict=True):
+        expected = "absent" if step.after is None else show_value(step.after)
+        actual = "missing" if step.before is None else show_value(step.before)
+        out.line(
+            f"DRIFT {describe_resource(step.resource)}: expected {expected}, actual {actual}",
+            "red",
+        )
+        del item
+    if items:
+        out.line(f"drift: {len(items)} item(s) differ from {spec_path}", "bold red")
+    else:
+        out.line(f"in sync: the host matches {spec_path}", "green")
+
+
+def render_show(out: Output, report: dict[str, Any]) -> None:
+    out.line(f"platform: {report.get('platform')}", "bold")
+    for key, value in report.get("sysctl", {}).items():
+        out.line(f"  {key} = {value}")
+    for entry in report.get("interfaces", []):
+        state = "up" if entry["up"] else "down"
+        sysctl = ", ".join(f"{k}={v}" for k, v in entry["sysctl"].items())
+        out.line(f"{entry['name']} (index {entry['index']}, {state}) {sysctl}", "bold")
+        for address in entry["addresses"]:
+            extra = ", ".join(
+                f"{k}={v}" for k, v in address.items() if k not in ("address", "prefix")
+            )
+            out.line(f"    {address['address']}/{address['prefix']}  {extra}")
+    for key, value in report.get("dsrctl", {}).items():
+        out.line(f"dsrctl {key}: {value}")

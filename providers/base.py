@@ -1,0 +1,66 @@
+"""The provider contract and the platform registry."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from abc import ABC, abstractmethod
+from typing import Any
+
+from dsrctl.errors import DsrctlError
+from dsrctl.model import HostState, ReadScope
+
+
+class Provider(ABC):
+    """Reads one platform's host state and writes the steps dsrctl plans for it."""
+
+    platform: str = ""
+
+    @abstractmethod
+    def check_spec(self, spec: Any) -> None:
+        """Refuse a spec that names things this host does not have (raises SpecError)."""
+
+    @abstractmethod
+    def read(self, scope: ReadScope) -> HostState:
+        """The current state of everything in ``scope``; read-only."""
+
+    @abstractmethod
+    def check_privileges(self) -> None:
+        """Raise PrivilegeError if the caller cannot change the host."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The host's DSR-relevant state for `dsrctl show`."""
+
+    def preflight(self, steps: Any) -> None:  # noqa: B027 - optional hook
+        """Check what can be checked before the first change (raises HostError)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sockets and handles."""
+
+
+# platform name -> "module:class"
+_REGISTRY: dict[str, str] = {
+    "linux": "providers.linux.host:LinuxHost",
+}
+
+
+def platform_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def detect_platform() -> str:
+    return "windows" if sys.platform.startswith("win") else "linux"
+
+
+def get_provider(platform: str | None = None, **options: Any) -> Provider:
+    name = platform or detect_platform()
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise DsrctlError(
+            f"no provider for platform {name!r} (known: {', '.join(platform_names())})"
+        )
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    provider: Provider = cls(**options)
+    return provider

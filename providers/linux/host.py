@@ -1,0 +1,161 @@
+"""LinuxHost: the Linux provider (read, check, write)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from dsrctl import sysctls
+from dsrctl.errors import HostError, PrivilegeError, SpecError
+from dsrctl.model import FileState, HostState, ReadScope, SysctlValue
+from providers.base import Provider
+from providers.linux import files
+from providers.linux.sysctl import SysctlTree
+
+if TYPE_CHECKING:
+    from dsrctl.spec import Spec
+    from dsrctl.steps import AddressStep, Step
+
+CAP_NET_ADMIN = 12
+CAP_DAC_OVERRIDE = 1
+KUBERNETES_HINT_INTERFACES = ("kube-ipvs0",)
+SHOW_SYSCTLS = ("arp_ignore", "arp_announce", "rp_filter")
+
+
+class LinuxHost(Provider):
+    platform = "linux"
+
+    def __init__(self, proc_sys: str = "/proc/sys") -> None:
+        self.sysctl = SysctlTree(proc_sys)
+        self._indexes: dict[str, int] = {}
+
+    # -- checks -------------------------------------------------------------------------
+    def check_spec(self, spec: Spec) -> None:
+        from dsrctl.spec import sysctl_key_path
+
+        for key, value in spec.linux.all_sysctls().items():
+            if not self.sysctl.exists(key):
+                hint = ""
+                parts = sysctls.split_key(key)
+                if len(parts) == 5 and parts[2] == "conf":
+                    hint = f" (is there an interface named {parts[3]!r}?)"
+                raise SpecError(
+                    spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
+                )
+
+    def check_privileges(self) -> None:
+        if os.geteuid() == 0:
+            return
+        effective = _effective_capabilities()
+        if not (effective >> CAP_NET_ADMIN) & 1 or not (effective >> CAP_DAC_OVERRIDE) & 1:
+            raise PrivilegeError(
+                "apply changes addresses and sysctls: run it as root "
+                "(it needs CAP_NET_ADMIN and write access to /proc/sys); nothing was changed"
+            )
+
+    def preflight(self, steps: Any) -> None:
+        for step in steps:
+            if step.kind == "file" and step.after is not None:
+                files.check_parent(step.name)
+            if step.kind == "address" and step.interface not in self._indexes:
+                raise HostError(f"interface {step.interface} does not exist")
+
+    # -- reading ------------------------------------------------------------------------
+    def read(self, scope: ReadScope) -> HostState:
+        from providers.linux.addresses import read_interfaces
+
+        names = (scope.interface, *scope.interfaces, *KUBERNETES_HINT_INTERFACES)
+        indexes, addresses = read_interfaces(names)
+        if scope.interface not in indexes:
+            raise HostError(
+                f"interface {scope.interface} does not exist on this host (linux.interface)"
+            )
+        self._indexes = indexes
+        state = HostState()
+        state.sysctls = {key: self.sysctl.read(key) for key in scope.sysctl_keys}
+        state.addresses = {
+            name: found
+            for name, found in addresses.items()
+            if name not in KUBERNETES_HINT_INTERFACES
+        }
+        state.files = {path: files.read_file(path) for path in scope.files}
+        warnings = []
+        if any(name in indexes for name in KUBERNETES_HINT_INTERFACES):
+            warnings.append(
+                "this host looks like a Kubernetes node (kube-ipvs0 exists): kube-proxy in "
+                "IPVS mode with strictARP sets net.ipv4.conf.all.arp_ignore=1 as well, and "
+                "the value affects every pod interface; check with the cluster owners"
+            )
+        state.facts["warnings"] = warnings
+        return state
+
+    def describe(self) -> dict[str, Any]:
+        from providers.linux.addresses import list_links, read_interfaces
+
+        links = list_links()
+        names = [link["name"] for link in links]
+        _, addresses = read_interfaces(names)
+        report: dict[str, Any] = {"platform": "linux", "interfaces": []}
+        for link in links:
+            name = link["name"]
+            entry: dict[str, Any] = {
+                "name": name,
+                "index": link["index"],
+                "up": link["up"],
+                "addresses": [
+                    {"address": a.address, "prefix": a.prefix, **a.attributes()}
+                    for a in sorted(addresses.get(name, {}).values(), key=_address_order)
+                ],
+                "sysctl": self._interface_sysctls(name),
+            }
+            report["interfaces"].append(entry)
+        report["sysctl"] = {
+            f"net.ipv4.conf.{scope}.{leaf}": self._try_read(f"net.ipv4.conf.{scope}.{leaf}")
+            for scope in ("all", "default")
+            for leaf in SHOW_SYSCTLS
+        }
+        return report
+
+    def _interface_sysctls(self, name: str) -> dict[str, SysctlValue | None]:
+        component = name.replace(".", "/")
+        return {leaf: self._try_read(f"net.ipv4.conf.{component}.{leaf}") for leaf in SHOW_SYSCTLS}
+
+    def _try_read(self, key: str) -> SysctlValue | None:
+        try:
+            return self.sysctl.read(key)
+        except (HostError, PrivilegeError):
+            return None
+
+    # -- writing (called by steps) ------------------------------------------------------
+    def set_sysctl(self, key: str, value: SysctlValue) -> None:
+        self.sysctl.write(key, value)
+
+    def apply_addresses(self, steps: list[AddressStep]) -> list[BaseException | None]:
+        from providers.linux.addresses import apply_address_steps
+
+        return apply_address_steps(steps, self._indexes)
+
+    def write_file(self, path: str, state: FileState) -> None:
+        files.write_file(path, state)
+
+    def remove_file(self, path: str) -> None:
+        files.remove_file(path)
+
+    def run_batch(self, steps: list[Step]) -> list[BaseException | None]:
+        """Run a group of batchable steps of one kind in one host call."""
+        return self.apply_addresses(steps)  # type: ignore[arg-type]
+
+
+def _address_order(state: Any) -> tuple[int, str]:
+    return (state.version, state.address)
+
+
+def _effective_capabilities() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
