@@ -1,0 +1,27 @@
+"""Suite-wide settings.
+
+With DSRCTL_REQUIRE_NETNS=1 (set by .ci/run), a skipped namespace test fails the run:
+CI must prove the real-kernel tests ran, not only that nothing failed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REQUIRE_NETNS = os.environ.get("DSRCTL_REQUIRE_NETNS") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/netns/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.netns)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if REQUIRE_NETNS and report.skipped and "netns" in report.keywords:
+        # Turn the skip into a failure so that CI cannot pass without the kernel tests.
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"namespace test skipped but DSRCTL_REQUIRE_NETNS=1: {reason}"
