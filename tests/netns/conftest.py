@@ -43,7 +43,9 @@ def _require_netns() -> None:
         pytest.skip(_REASON)
 
 
-def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def sh(
+    *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(args), capture_output=True, text=True, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
