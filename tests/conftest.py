@@ -25,3 +25,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"namespace test skipped but DSRCTL_REQUIRE_NETNS=1: {reason}"
+
+
+_netns_ran = 0
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    global _netns_ran
+    if "/netns/" in location[0].replace(os.sep, "/") or "tests/netns/" in nodeid:
+        _netns_ran += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if REQUIRE_NETNS and _netns_ran == 0 and exitstatus == 0:
+        print("\nDSRCTL_REQUIRE_NETNS=1 but no namespace test ran")
+        session.exitstatus = 1
