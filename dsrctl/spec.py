@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dsrctl import sysctls
@@ -25,13 +25,16 @@ IFNAMSIZ = 16  # including the terminating NUL: names are at most 15 characters
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Vip:
-    address: IPAddress = field(compare=False)
+    address: IPAddress
     prefix: int
     label: str | None = None
-    # Sort IPv4 before IPv6, then numerically.
-    sort_key: tuple[int, int] = field(default=(0, 0), repr=False)
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        """IPv4 before IPv6, then numerically."""
+        return (self.address.version, int(self.address))
 
     @property
     def version(self) -> int:
@@ -129,7 +132,7 @@ def _parse_vips(root: Table, interface: str) -> tuple[Vip, ...]:
         vips.append(vip)
     if not vips:
         raise root.error("vip", [], "at least one [[vip]] is required")
-    return tuple(sorted(vips))
+    return tuple(sorted(vips, key=lambda vip: vip.sort_key))
 
 
 def _parse_vip(table: Table, interface: str) -> Vip:
@@ -151,9 +154,7 @@ def _parse_vip(table: Table, interface: str) -> Vip:
         if problem:
             raise table.error("label", label, problem)
     table.finish()
-    return Vip(
-        address=address, prefix=prefix, label=label, sort_key=(address.version, int(address))
-    )
+    return Vip(address=address, prefix=prefix, label=label)
 
 
 def parse_host_address(text: str, table: Table) -> IPAddress:
