@@ -33,6 +33,12 @@ class LinuxHost(Provider):
     def check_spec(self, spec: Spec) -> None:
         from dsrctl.spec import sysctl_key_path
 
+        interface = spec.linux.interface
+        # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
+        if not os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", interface)):
+            raise SpecError(
+                spec.path, "linux.interface", interface, "no such interface on this host"
+            )
         for key, value in spec.linux.all_sysctls().items():
             if not self.sysctl.exists(key):
                 hint = ""
@@ -44,10 +50,11 @@ class LinuxHost(Provider):
                 )
 
     def check_privileges(self) -> None:
-        if os.geteuid() == 0:
-            return
+        # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
+        # either; a non-root user also needs to get past the 0644 root-owned /proc/sys files.
         effective = _effective_capabilities()
-        if not (effective >> CAP_NET_ADMIN) & 1 or not (effective >> CAP_DAC_OVERRIDE) & 1:
+        needed = [CAP_NET_ADMIN] if os.geteuid() == 0 else [CAP_NET_ADMIN, CAP_DAC_OVERRIDE]
+        if not all((effective >> cap) & 1 for cap in needed):
             raise PrivilegeError(
                 "apply changes addresses and sysctls: run it as root "
                 "(it needs CAP_NET_ADMIN and write access to /proc/sys); nothing was changed"
