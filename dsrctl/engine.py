@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.desired import Desired, build_desired, read_scope
-from dsrctl.diff import build_plan, current_map
 from dsrctl.errors import AbortedByUser, VerificationError
-from dsrctl.model import FileState, HostState, split_id
+from dsrctl.model import split_id
 from dsrctl.plan import Plan
+from dsrctl.planning import PlanResult, planner_for
 from dsrctl.spec import Spec, load_spec
 from providers.base import Provider, get_provider
 from state.journal import Journal
@@ -32,13 +31,6 @@ class Context:
     ownership: Ownership
 
 
-@dataclass
-class PlanResult:
-    plan: Plan
-    desired: Desired
-    current: HostState
-
-
 def open_context(spec_path: str, state_dir: str, platform: str | None = None) -> Context:
     spec = load_spec(spec_path)
     provider = get_provider(platform)
@@ -48,12 +40,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
 
 
 def make_plan(ctx: Context) -> PlanResult:
-    desired = build_desired(ctx.spec, ctx.ownership)
-    current = ctx.provider.read(read_scope(ctx.spec, desired, ctx.ownership))
-    plan = build_plan(desired, current, ctx.ownership)
-    notes = tuple(ctx.spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
-    plan = Plan(steps=plan.steps, notes=notes, facts=plan.facts)
-    return PlanResult(plan, desired, current)
+    return planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
 
 
 @dataclass
@@ -87,7 +74,7 @@ def apply(
                 plan,
                 ctx.provider,
                 journal,
-                verify=lambda: _verify(ctx, result.desired),
+                verify=lambda: _verify(ctx),
                 undone_check=lambda: _differences_from(ctx, result),
             )
         finally:
@@ -96,9 +83,8 @@ def apply(
         return ApplyOutcome(plan, applied)
 
 
-def _verify(ctx: Context, desired: Desired) -> None:
-    current = ctx.provider.read(read_scope(ctx.spec, desired, ctx.ownership))
-    left = build_plan(desired, current, ctx.ownership)
+def _verify(ctx: Context) -> None:
+    left = make_plan(ctx).plan
     if not left.empty:
         names = ", ".join(f"{s.resource} ({s.show(s.before)!r})" for s in left.steps[:5])
         raise VerificationError(f"after apply the host still differs from the spec: {names}")
@@ -106,9 +92,7 @@ def _verify(ctx: Context, desired: Desired) -> None:
 
 def _differences_from(ctx: Context, before: PlanResult) -> list[str]:
     """What differs, after a rollback, from the host as observed before apply."""
-    current = ctx.provider.read(read_scope(ctx.spec, before.desired, ctx.ownership))
-    then, _ = current_map(before.current, before.desired, ctx.ownership)
-    now, _ = current_map(current, before.desired, ctx.ownership)
+    then, now = before.have_plain, make_plan(ctx).have_plain
     return [
         f"{resource} is {now.get(resource)!r}, was {then.get(resource)!r}"
         for resource in sorted(set(then) | set(now))
@@ -119,13 +103,12 @@ def _differences_from(ctx: Context, before: PlanResult) -> list[str]:
 def _record_ownership(ctx: Context, result: PlanResult) -> None:
     """After a successful apply: remember what dsrctl took charge of, forget what it let go."""
     changed = {step.resource: step.before for step in result.plan.steps}
-    _, have = current_map(result.current, result.desired, ctx.ownership)
     records = ctx.ownership
-    for resource in sorted(result.desired.spec_resources):
-        before = changed[resource] if resource in changed else have.get(resource)
+    for resource in sorted(result.spec_resources):
+        before = changed[resource] if resource in changed else result.have_rich.get(resource)
         records.remember(resource, created=before is None, original=_record_value(before))
     for resource in list(records.records):
-        if resource not in result.desired.spec_resources:
+        if resource not in result.spec_resources:
             records.forget(resource)
     records.save(ctx.state_dir.ownership_file)
 
@@ -133,11 +116,8 @@ def _record_ownership(ctx: Context, result: PlanResult) -> None:
 def _record_value(value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, FileState):
-        return value.to_record()
-    if hasattr(value, "attributes"):
-        return {"address": value.address, "prefix": value.prefix, **value.attributes()}
-    return value
+    to_record = getattr(value, "to_record", None)
+    return to_record() if callable(to_record) else value
 
 
 def drift_items(plan: Plan) -> list[dict[str, Any]]:

@@ -39,6 +39,9 @@ class AddressState:
             return {"label": self.label}
         return {"deprecated": self.deprecated, "nodad": self.nodad}
 
+    def to_record(self) -> dict[str, Any]:
+        return {"address": self.address, "prefix": self.prefix, **self.attributes()}
+
 
 @dataclass(frozen=True)
 class FileState:
