@@ -68,7 +68,9 @@ def apply(
         journal = Journal(ctx.state_dir.journal_file)
         journal.begin(spec=ctx.spec.path, steps=len(plan.steps), pid=os.getpid())
         try:
-            from dsrctl.executor import execute
+            from dsrctl.executor import execute, terminate_as_interrupt
+
+            terminate_as_interrupt()
 
             applied = execute(
                 plan,

@@ -6,6 +6,7 @@ rollback that fails is reported next to the original error, never instead of it.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,26 @@ from dsrctl.errors import ApplyFailed
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
 from state.journal import Journal
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during apply: roll back, then exit."""
+
+
+def terminate_as_interrupt() -> None:
+    """Turn SIGTERM/SIGHUP into an exception so that a stopped apply still rolls back.
+
+    (systemd stops units with SIGTERM; a closed SSH session sends SIGHUP.)
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        # Ignore further signals while the rollback runs.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def group_steps(steps: tuple[Step, ...] | list[Step]) -> list[list[Step]]:
@@ -57,10 +78,15 @@ def execute(
     the state observed before apply.
     """
     done: list[Step] = []
+    # A group whose call did not return (a signal, an unexpected error) may have taken
+    # effect in part: it is undone as a whole. Every inverse is idempotent.
+    in_flight: list[Step] = []
     try:
         for number, group in enumerate(group_steps(plan.steps)):
             journal.write("intent", seq=number, steps=[step.to_record() for step in group])
+            in_flight = group
             completed, error = run_group(host, group)
+            in_flight = []
             done.extend(completed)
             if error is not None:
                 journal.write("failed", seq=number, error=str(error))
@@ -69,12 +95,14 @@ def execute(
         verify()
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-applied host
         journal.write("failed", error=str(exc) or type(exc).__name__)
+        completed_count = len(done)
+        done.extend(in_flight)
         rollback_errors = rollback(done, host, journal)
         if not rollback_errors:
             rollback_errors = undone_check()
         result = "rollback-failed" if rollback_errors else "rolled-back"
         journal.write("end", result=result, errors=rollback_errors)
-        raise ApplyFailed(exc, rollback_errors, len(done)) from exc
+        raise ApplyFailed(exc, rollback_errors, completed_count) from exc
     journal.write("end", result="applied", steps=len(plan.steps))
     return len(plan.steps)
 

@@ -36,18 +36,18 @@ SOL_NETLINK = 270
 
 def read_interfaces(
     names: Iterable[str],
-) -> tuple[dict[str, int], dict[str, dict[str, AddressState]]]:
-    """Indexes of the named interfaces that exist, and the addresses on each."""
+) -> tuple[dict[str, rtnl.Link], dict[str, dict[str, AddressState]]]:
+    """The named interfaces that exist, and the addresses on each."""
     wanted = set(names)
-    indexes = {link.name: link.index for link in rtnl.dump_links() if link.name in wanted}
-    by_index = {index: name for name, index in indexes.items()}
-    found: dict[str, dict[str, AddressState]] = {name: {} for name in indexes}
+    links = {link.name: link for link in rtnl.dump_links() if link.name in wanted}
+    by_index = {link.index: name for name, link in links.items()}
+    found: dict[str, dict[str, AddressState]] = {name: {} for name in links}
     for raw in rtnl.dump_addresses():
         name = by_index.get(raw.index)
         if name is not None:
             state = address_state(raw)
             found[name][state.cidr] = state
-    return indexes, found
+    return links, found
 
 
 def address_state(raw: rtnl.RawAddress) -> AddressState:

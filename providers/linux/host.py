@@ -72,12 +72,12 @@ class LinuxHost(Provider):
         from providers.linux.addresses import read_interfaces
 
         names = (scope.interface, *scope.interfaces, *KUBERNETES_HINT_INTERFACES)
-        indexes, addresses = read_interfaces(names)
-        if scope.interface not in indexes:
+        links, addresses = read_interfaces(names)
+        if scope.interface not in links:
             raise HostError(
                 f"interface {scope.interface} does not exist on this host (linux.interface)"
             )
-        self._indexes = indexes
+        self._indexes = {name: link.index for name, link in links.items()}
         state = HostState()
         state.sysctls = {key: self.sysctl.read(key) for key in scope.sysctl_keys}
         state.addresses = {
@@ -87,7 +87,13 @@ class LinuxHost(Provider):
         }
         state.files = {path: files.read_file(path) for path in scope.files}
         warnings = []
-        if any(name in indexes for name in KUBERNETES_HINT_INTERFACES):
+        if not links[scope.interface].up:
+            warnings.append(
+                f"interface {scope.interface} is down: the kernel does not deliver traffic for "
+                f"the VIPs on it; bring it up (ip link set {scope.interface} up) and find out "
+                "what took it down"
+            )
+        if any(name in links for name in KUBERNETES_HINT_INTERFACES):
             warnings.append(
                 "this host looks like a Kubernetes node (kube-ipvs0 exists): kube-proxy in "
                 "IPVS mode with strictARP sets net.ipv4.conf.all.arp_ignore=1 as well, and "

@@ -136,6 +136,7 @@ def test_failure_midway_undoes_completed_steps_in_reverse(fake: FakeHost, tmp_pa
     assert "refused write /f.conf" in str(caught.value)
     assert "rolled back 4 completed step(s)" in str(caught.value)
     assert fake.calls[5:] == [
+        "remove /f.conf",  # the failed step is undone too (idempotent, it may have half-run)
         "delete 192.0.2.2/32",
         "delete 192.0.2.1/32",
         "sysctl b=0",
@@ -146,7 +147,7 @@ def test_failure_midway_undoes_completed_steps_in_reverse(fake: FakeHost, tmp_pa
     records = read_journal(str(tmp_path / "journal.jsonl"))
     assert records[-1]["type"] == "end"
     assert records[-1]["result"] == "rolled-back"
-    assert [r["type"] for r in records].count("undo") == 3
+    assert [r["type"] for r in records].count("undo") == 4
 
 
 def test_partial_batch_undoes_only_what_completed(fake: FakeHost, tmp_path: Path) -> None:
@@ -208,3 +209,32 @@ def test_inverse_swaps_before_and_after() -> None:
     assert create.inverse().action == "delete"
     assert create.inverse().inverse().action == "create"
     assert create.inverse().note == "rollback"
+
+
+def test_sigterm_during_apply_becomes_an_exception_that_rolls_back(
+    fake: FakeHost, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from dsrctl.executor import Terminated, terminate_as_interrupt
+
+    saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    original = fake.set_sysctl
+
+    def killed(key: str, value: int | str) -> None:
+        original(key, value)
+        if key == "b":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    fake.set_sysctl = killed  # type: ignore[method-assign]
+    try:
+        terminate_as_interrupt()
+        with pytest.raises(ApplyFailed) as caught:
+            run(fake, tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, saved[0])
+        signal.signal(signal.SIGHUP, saved[1])
+    assert isinstance(caught.value.original, Terminated)
+    assert "stopped by SIGTERM" in str(caught.value)
+    assert fake.sysctls == {"a": 0, "b": 0}
