@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from state.journal import read_journal
-from tests.netns.conftest import Netns, write_spec
+from tests.netns.conftest import Netns, NetnsFactory, write_spec
 
 SPEC = """
 version = 1
@@ -296,3 +296,70 @@ def test_interface_other_than_lo_and_missing_interface(netns: Netns) -> None:
     result = netns.dsrctl("plan", str(missing))
     assert result.returncode == 1
     assert "linux.interface = 'dsr9': no such interface on this host" in result.stderr
+
+
+def test_down_interface_is_warned_about(make_netns: NetnsFactory) -> None:
+    ns = make_netns("down", lo_up=False)
+    spec = write_spec(ns, SPEC)
+    result = ns.dsrctl("plan", str(spec))
+    assert result.returncode == 0
+    assert "! interface lo is down: the kernel does not deliver traffic" in result.stdout
+
+
+def test_show_reports_addresses_and_arp_sysctls(netns: Netns) -> None:
+    spec = write_spec(netns, SPEC)
+    assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    data = json.loads(netns.dsrctl("show", "--json").stdout)
+    assert data["sysctl"]["net.ipv4.conf.all.arp_ignore"] == 1
+    assert data["sysctl"]["net.ipv4.conf.all.arp_announce"] == 2
+    lo = next(i for i in data["interfaces"] if i["name"] == "lo")
+    assert {"address": "192.0.2.100", "prefix": 32, "label": "lo:1"} in lo["addresses"]
+    assert {
+        "address": "2001:db8::100",
+        "prefix": 128,
+        "deprecated": True,
+        "nodad": True,
+    } in lo["addresses"]
+    assert "address:lo:192.0.2.100/32" in data["dsrctl"]["created_by_dsrctl"]
+    text = netns.dsrctl("show").stdout
+    assert "net.ipv4.conf.all.arp_ignore = 1" in text
+    assert "192.0.2.100/32  label=lo:1" in text
+
+
+def _run_on_tty(ns: Netns, args: list[str], extra_env: dict[str, str]) -> bytes:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update({"DSRCTL_STATE_DIR": str(ns.state_dir), **extra_env})
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns.name, sys.executable, "-m", "dsrctl", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        os.close(master)
+    return output
+
+
+def test_colour_on_a_terminal_and_none_with_no_color(netns: Netns) -> None:
+    spec = write_spec(netns, SPEC)
+    coloured = _run_on_tty(netns, ["plan", str(spec)], {"TERM": "xterm-256color"})
+    assert b"\x1b[" in coloured
+    assert b"Plan: 3 to add, 2 to change, 0 to remove." in coloured
+    plain = _run_on_tty(netns, ["plan", str(spec)], {"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert b"\x1b[" not in plain
+    assert b"Plan: 3 to add, 2 to change, 0 to remove." in plain
