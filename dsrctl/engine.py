@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl.errors import AbortedByUser, VerificationError
+from dsrctl.errors import AbortedByUser, PrivilegeError, VerificationError
 from dsrctl.model import split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, planner_for
@@ -29,6 +29,7 @@ class Context:
     provider: Provider
     state_dir: StateDir
     ownership: Ownership
+    notes: list[str] = field(default_factory=list)
 
 
 def open_context(spec_path: str, state_dir: str, platform: str | None = None) -> Context:
@@ -36,11 +37,25 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     provider = get_provider(platform)
     provider.check_spec(spec)
     state = StateDir(state_dir)
-    return Context(spec, provider, state, Ownership.load(state.ownership_file))
+    notes: list[str] = []
+    try:
+        ownership = Ownership.load(state.ownership_file)
+    except PrivilegeError as exc:
+        # plan and drift stay useful read-only; apply re-reads the records as root.
+        ownership = Ownership()
+        notes.append(
+            f"{exc}: VIPs that dsrctl added and the spec dropped are not shown for removal; "
+            "run as root for the complete picture"
+        )
+    return Context(spec, provider, state, ownership, notes)
 
 
 def make_plan(ctx: Context) -> PlanResult:
-    return planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
+    result = planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
+    if ctx.notes:
+        plan = result.plan
+        result.plan = Plan(plan.steps, tuple(ctx.notes) + plan.notes, plan.facts)
+    return result
 
 
 @dataclass
@@ -57,6 +72,7 @@ def apply(
     with ApplyLock(ctx.state_dir.lock_file, command):
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
+        ctx.notes = []
         result = make_plan(ctx)
         plan = result.plan
         if plan.empty:

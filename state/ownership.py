@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.errors import StateError
+from dsrctl.errors import PrivilegeError, StateError
 from state.statedir import write_atomic
 
 FORMAT_VERSION = 1
@@ -63,7 +63,9 @@ class Ownership:
         except FileNotFoundError:
             return cls()
         except PermissionError:
-            raise StateError(f"cannot read ownership records {path}: permission denied") from None
+            raise PrivilegeError(
+                f"cannot read ownership records {path}: permission denied"
+            ) from None
         except ValueError as exc:
             raise StateError(f"ownership records {path} are corrupt: {exc}") from None
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:

@@ -363,3 +363,24 @@ def test_colour_on_a_terminal_and_none_with_no_color(netns: Netns) -> None:
     plain = _run_on_tty(netns, ["plan", str(spec)], {"TERM": "xterm-256color", "NO_COLOR": "1"})
     assert b"\x1b[" not in plain
     assert b"Plan: 3 to add, 2 to change, 0 to remove." in plain
+
+
+def test_unreadable_records_still_allow_a_read_only_plan(netns: Netns) -> None:
+    spec = write_spec(netns, SPEC)
+    assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    netns.run("ip", "addr", "del", "192.0.2.100/32", "dev", "lo")
+    os.chown(netns.state_dir, 65534, 65534)
+    env = {**os.environ, "DSRCTL_STATE_DIR": str(netns.state_dir)}
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    command = ["ip", "netns", "exec", netns.name, *drop, sys.executable, "-m", "dsrctl"]
+    result = subprocess.run(
+        [*command, "drift", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "cannot read ownership records" in result.stdout
+    assert (
+        "DRIFT address 192.0.2.100/32 on lo: expected label lo:1, actual missing" in result.stdout
+    )
