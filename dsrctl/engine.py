@@ -7,17 +7,18 @@ facts), privileges, the lock, the preflight of the steps.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl.errors import AbortedByUser, PrivilegeError, VerificationError
+from dsrctl.errors import AbortedByUser, DsrctlError, PrivilegeError, VerificationError
 from dsrctl.model import split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, planner_for
 from dsrctl.spec import Spec, load_spec
 from providers.base import Provider, get_provider
-from state.journal import Journal
+from state.journal import Journal, append_record
 from state.lock import ApplyLock
 from state.ownership import Ownership
 from state.statedir import StateDir
@@ -62,32 +63,72 @@ def make_plan(ctx: Context) -> PlanResult:
 class ApplyOutcome:
     plan: Plan
     applied: int
+    txn: str = ""
+    pending: Any = None  # confirm.Pending when --confirm-timeout was given
+    notes: list[str] = field(default_factory=list)
 
 
 def apply(
-    ctx: Context, confirm: Callable[[Plan], bool], command: str = "dsrctl apply"
+    ctx: Context,
+    confirm: Callable[[Plan], bool],
+    command: str = "dsrctl apply",
+    saved: dict[str, Any] | None = None,
+    saved_path: str = "",
+    confirm_timeout: float | None = None,
 ) -> ApplyOutcome:
+    """Apply the spec (or a saved plan of it) under the lock; roll back on any failure."""
+    from dsrctl import recovery
+    from dsrctl.confirm import read_pending
+
     ctx.provider.check_privileges()
     ctx.state_dir.ensure()
-    with ApplyLock(ctx.state_dir.lock_file, command):
+    with ApplyLock(ctx.state_dir.lock_file, command) as lock:
+        notes = [lock.recovered] if lock.recovered else []
+        pending = read_pending(ctx.state_dir)
+        if pending is not None:
+            raise DsrctlError(
+                f"{pending.describe()}: confirm it (`dsrctl confirm`) or roll it back "
+                "(`dsrctl rollback`) before the next apply"
+            )
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
         ctx.notes = []
+        dead = recovery.unfinished(ctx.state_dir)
+        if dead is not None:
+            dead_txn = recovery.find_transaction(ctx.state_dir, dead.txn)
+            if dead_txn is not None:
+                recovery.learn_ownership(ctx.ownership, dead_txn)
+            notes.append(f"converging over the unfinished {dead.describe()}")
         result = make_plan(ctx)
         plan = result.plan
+        if saved is not None:
+            from dsrctl.savedplan import check_saved
+
+            check_saved(saved, ctx.spec.digest, result, saved_path)
         if plan.empty:
             _record_ownership(ctx, result)
-            return ApplyOutcome(plan, 0)
-        if not confirm(plan):
+            if dead is not None:
+                _supersede(ctx, dead.txn, dead.txn)
+            return ApplyOutcome(plan, 0, notes=notes)
+        if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")
         ctx.provider.preflight(plan.steps)
         journal = Journal(ctx.state_dir.journal_file)
-        journal.begin(spec=ctx.spec.path, steps=len(plan.steps), pid=os.getpid())
+        txn = journal.begin(
+            kind="apply",
+            spec=os.path.abspath(ctx.spec.path),
+            spec_sha256=ctx.spec.digest,
+            user=recovery.current_user(),
+            command=command,
+            pid=os.getpid(),
+            steps=len(plan.steps),
+            ownership_before=ctx.ownership.to_json(),
+        )
+        recovery.mark_inflight(ctx.state_dir, txn, "apply", command)
         try:
             from dsrctl.executor import execute, terminate_as_interrupt
 
             terminate_as_interrupt()
-
             applied = execute(
                 plan,
                 ctx.provider,
@@ -95,10 +136,30 @@ def apply(
                 verify=lambda: _verify(ctx),
                 undone_check=lambda: _differences_from(ctx, result),
             )
+        except BaseException:
+            recovery.clear_inflight(ctx.state_dir, txn)
+            raise
         finally:
             journal.close()
         _record_ownership(ctx, result)
-        return ApplyOutcome(plan, applied)
+        if dead is not None:
+            _supersede(ctx, txn, dead.txn)
+        outcome = ApplyOutcome(plan, applied, txn=txn, notes=notes)
+        if confirm_timeout is not None:
+            from dsrctl.confirm import start_watchdog
+
+            deadline = time.time() + confirm_timeout
+            outcome.pending = start_watchdog(ctx.state_dir, txn, deadline, ctx.provider.platform)
+            append_record(ctx.state_dir.journal_file, txn, "pending", deadline=deadline)
+        recovery.clear_inflight(ctx.state_dir, txn)
+        return outcome
+
+
+def _supersede(ctx: Context, by: str, dead: str) -> None:
+    append_record(ctx.state_dir.journal_file, by, "superseded", target=dead)
+    from dsrctl.recovery import clear_inflight
+
+    clear_inflight(ctx.state_dir, dead)
 
 
 def _verify(ctx: Context) -> None:

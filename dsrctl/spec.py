@@ -7,6 +7,8 @@ run before anything is read or changed (``providers.linux.LinuxHost.check_spec``
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import ipaddress
 import tomllib
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
+from dsrctl.spec_windows import WindowsSpec, parse_windows
 
 SPEC_VERSION = 1
 DEFAULT_SPEC_PATH = "/etc/dsrctl/dsrctl.toml"
@@ -77,12 +80,15 @@ class Spec:
     vips: tuple[Vip, ...]
     linux: LinuxSpec
     warnings: tuple[str, ...] = ()
+    windows: WindowsSpec | None = None  # the [windows] table, when the spec has one
+    digest: str = ""  # sha256 of the file's bytes: saved plans and the journal name it
 
 
 def load_spec(path: str) -> Spec:
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            raw = handle.read()
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise SpecError(path, "", MISSING, "spec file not found") from None
     except PermissionError:
@@ -93,7 +99,8 @@ def load_spec(path: str) -> Spec:
         raise SpecError(path, "", MISSING, f"invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise SpecError(path, "", MISSING, f"invalid TOML: not UTF-8 ({exc.reason})") from None
-    return parse_spec(data, path)
+    spec = parse_spec(data, path)
+    return dataclasses.replace(spec, digest=hashlib.sha256(raw).hexdigest())
 
 
 def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
@@ -105,13 +112,16 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         )
     linux = _parse_linux(root.table("linux"))
     vips = _parse_vips(root, linux.interface)
+    windows = parse_windows(root.table("windows"), vips) if root.has("windows") else None
     root.finish()
     warnings = tuple(
         note
         for key, value in linux.sysctl
         if (note := sysctls.no_effect_note(key, value, linux.all_sysctls())) is not None
     )
-    return Spec(path=path, version=version, vips=vips, linux=linux, warnings=warnings)
+    return Spec(
+        path=path, version=version, vips=vips, linux=linux, warnings=warnings, windows=windows
+    )
 
 
 def _parse_vips(root: Table, interface: str) -> tuple[Vip, ...]:

@@ -8,6 +8,8 @@ Execution order is explicit, by phase (nmstate habit), never by dict order:
   REMOVE_ADDRESSES -> HARDEN -> ADD_ADDRESSES -> RELAX -> PERSIST
 ARP sysctls are hardened before any VIP is added, and VIPs are removed before any sysctl
 is relaxed, so there is no moment in which the host answers ARP for a VIP.
+Windows adds two phases around these (dsrctl.windows_steps): ADAPTER first (the loopback
+adapter must exist before anything is set on it) and FIREWALL last.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from dsrctl.sysctls import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
 
 
 class Phase(IntEnum):
+    ADAPTER = 0  # Windows only: create the loopback adapter
     REMOVE_ADDRESSES = 1
     HARDEN = 2
     ADD_ADDRESSES = 3
     RELAX = 4
     PERSIST = 5
+    FIREWALL = 10  # Windows only: firewall rules for the VIPs
 
     @property
     def label(self) -> str:
@@ -98,6 +102,11 @@ class Step:
         """What the journal keeps: enough to redo or undo the step after a crash."""
         return self.to_json()
 
+    @classmethod
+    def decode(cls, value: Any) -> Any:
+        """The inverse of to_record() for one side (``before`` or ``after``)."""
+        return value
+
 
 @dataclass(frozen=True)
 class SysctlStep(Step):
@@ -129,8 +138,20 @@ class AddressStep(Step):
 
     def show(self, value: Any) -> Any:
         if isinstance(value, AddressState):
-            return {"address": value.address, "prefix": value.prefix, **value.attributes()}
+            return value.to_record()
         return value
+
+    @classmethod
+    def decode(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return AddressState(
+            address=value["address"],
+            prefix=int(value["prefix"]),
+            label=value.get("label"),
+            deprecated=bool(value.get("deprecated", False)),
+            nodad=bool(value.get("nodad", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,37 @@ class FileStep(Step):
             value = getattr(self, side)
             data[side] = value.to_record() if isinstance(value, FileState) else None
         return data
+
+    @classmethod
+    def decode(cls, value: Any) -> Any:
+        return None if value is None else FileState.from_record(value)
+
+
+# kind -> "module:class", for steps read back from the journal (rollback, crash recovery).
+STEP_KINDS: dict[str, str] = {
+    "sysctl": "dsrctl.steps:SysctlStep",
+    "address": "dsrctl.steps:AddressStep",
+    "file": "dsrctl.steps:FileStep",
+}
+
+
+def step_from_record(record: dict[str, Any]) -> Step:
+    """Rebuild a step from its journal record (the output of to_record())."""
+    import importlib
+
+    target = STEP_KINDS.get(record.get("kind", ""))
+    if target is None:
+        raise ValueError(f"unknown step kind {record.get('kind')!r} in the journal")
+    module_name, _, class_name = target.partition(":")
+    cls: type[Step] = getattr(importlib.import_module(module_name), class_name)
+    phase = next(p for p in Phase if p.label == record["phase"])
+    return cls(
+        resource=record["resource"],
+        before=cls.decode(record["before"]),
+        after=cls.decode(record["after"]),
+        phase=phase,
+        note=record.get("note", ""),
+    )
 
 
 def sort_steps(steps: list[Step]) -> list[Step]:

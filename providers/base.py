@@ -32,6 +32,11 @@ class Provider(ABC):
     def describe(self) -> dict[str, Any]:
         """The host's DSR-relevant state for `dsrctl show`."""
 
+    def observe(self, resources: list[str]) -> dict[str, Any]:
+        """The current value of each named resource (the rich value a step carries, or
+        None when absent). Rollback from the journal verifies its result with this."""
+        raise DsrctlError(f"rollback from the journal is not available on {self.platform}")
+
     def preflight(self, steps: Any) -> None:  # noqa: B027 - optional hook
         """Check what can be checked before the first change (raises HostError)."""
 

@@ -22,6 +22,8 @@ class ApplyLock:
         self.path = path
         self.command = command
         self._fd: int | None = None
+        # Set when the lock file still named a holder: that process died holding it.
+        self.recovered: str | None = None
 
     def acquire(self) -> None:
         try:
@@ -36,6 +38,14 @@ class ApplyLock:
             raise LockError(
                 f"another dsrctl run holds the lock {self.path}: {holder}; wait for it to finish"
             ) from None
+        # A holder that exits normally truncates the file; one that died did not.
+        left = os.pread(fd, 4096, 0)
+        if left.strip():
+            self.recovered = (
+                "recovered the lock left by a dsrctl run that died: "
+                + _describe_holder(fd)
+                + "; check `dsrctl history` for an unfinished apply"
+            )
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

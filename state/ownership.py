@@ -68,6 +68,10 @@ class Ownership:
             ) from None
         except ValueError as exc:
             raise StateError(f"ownership records {path} are corrupt: {exc}") from None
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data: Any, path: str) -> Ownership:
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise StateError(f"ownership records {path} have an unknown format")
         try:

@@ -27,6 +27,16 @@ class StateDir:
     def lock_file(self) -> str:
         return os.path.join(self.path, "lock")
 
+    @property
+    def inflight_file(self) -> str:
+        """Present while an apply or rollback runs; left behind by one that died."""
+        return os.path.join(self.path, "inflight.json")
+
+    @property
+    def pending_file(self) -> str:
+        """An apply waiting for `dsrctl confirm` (apply --confirm-timeout)."""
+        return os.path.join(self.path, "pending-confirm.json")
+
     def ensure(self) -> None:
         """Create the directory (mode 0700) for a command that writes state."""
         try:

@@ -102,6 +102,28 @@ class LinuxHost(Provider):
         state.facts["warnings"] = warnings
         return state
 
+    def observe(self, resources: list[str]) -> dict[str, Any]:
+        from providers.linux.addresses import read_interfaces
+
+        kinds: dict[str, list[str]] = {"sysctl": [], "address": [], "file": []}
+        for resource in resources:
+            kind, _, name = resource.partition(":")
+            if kind not in kinds:
+                raise HostError(f"unknown resource {resource!r} for the Linux provider")
+            kinds[kind].append(name)
+        observed: dict[str, Any] = {}
+        for key in kinds["sysctl"]:
+            observed[f"sysctl:{key}"] = self.sysctl.read(key)
+        interfaces = {name.partition(":")[0] for name in kinds["address"]}
+        links, addresses = read_interfaces(interfaces)
+        self._indexes.update({name: link.index for name, link in links.items()})
+        for name in kinds["address"]:
+            interface, _, cidr = name.partition(":")
+            observed[f"address:{name}"] = addresses.get(interface, {}).get(cidr)
+        for path in kinds["file"]:
+            observed[f"file:{path}"] = files.read_file(path)
+        return observed
+
     def describe(self) -> dict[str, Any]:
         from providers.linux.addresses import list_links, read_interfaces
 

@@ -1,0 +1,164 @@
+"""Confirm or revert: `apply --confirm-timeout SECONDS`, `dsrctl confirm`.
+
+After such an apply, ``<state-dir>/pending-confirm.json`` names the transaction and its
+deadline, and a watchdog process is started in its own session (setsid), detached from
+the terminal: it outlives the applying process, its terminal and the SSH connection. At
+the deadline it rolls the apply back unless `dsrctl confirm` (or an early
+`dsrctl rollback`) removed the pending record first. A change that cuts the operator off
+therefore undoes itself.
+
+Limit: the watchdog is a process; a reboot before the deadline ends it. The pending
+record survives, and every later command reports the unconfirmed apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from dsrctl.errors import DsrctlError, LockError, StateError
+from state.statedir import StateDir, write_atomic
+
+POLL_SECONDS = 0.25
+LOCK_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Pending:
+    txn: str
+    deadline: float
+    watchdog_pid: int
+    platform: str
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.deadline))
+        return f"apply {self.txn} is waiting for `dsrctl confirm` until {when}"
+
+
+def read_pending(state: StateDir) -> Pending | None:
+    try:
+        with open(state.pending_file, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, PermissionError):
+        return None
+    except ValueError as exc:
+        raise StateError(f"{state.pending_file} is corrupt: {exc}") from None
+    return Pending(
+        txn=str(data["txn"]),
+        deadline=float(data["deadline"]),
+        watchdog_pid=int(data.get("watchdog_pid", 0)),
+        platform=str(data.get("platform", "linux")),
+    )
+
+
+def write_pending(state: StateDir, pending: Pending) -> None:
+    data = {
+        "txn": pending.txn,
+        "deadline": pending.deadline,
+        "watchdog_pid": pending.watchdog_pid,
+        "platform": pending.platform,
+    }
+    write_atomic(state.pending_file, json.dumps(data).encode() + b"\n", 0o600)
+
+
+def clear_pending(state: StateDir, txn: str) -> None:
+    current = read_pending(state)
+    if current is not None and current.txn == txn:
+        os.unlink(state.pending_file)
+
+
+def pending_note(state: StateDir) -> str | None:
+    pending = read_pending(state)
+    if pending is None:
+        return None
+    if time.time() < pending.deadline:
+        return pending.describe()
+    return (
+        f"apply {pending.txn} was never confirmed and its automatic revert did not run "
+        "(the watchdog is gone, e.g. after a reboot): run `dsrctl rollback` or `dsrctl confirm`"
+    )
+
+
+def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) -> Pending:
+    """Start the detached process that reverts ``txn`` at ``deadline`` unless confirmed."""
+    log = open(os.path.join(state.path, "watchdog.log"), "ab")  # noqa: SIM115 - child keeps it
+    try:
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dsrctl",
+                "--state-dir",
+                state.path,
+                "--platform",
+                platform,
+                "revert-unless-confirmed",
+                txn,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own session: a hang-up of ours never reaches it
+            close_fds=True,
+        )
+    finally:
+        log.close()
+    pending = Pending(txn=txn, deadline=deadline, watchdog_pid=child.pid, platform=platform)
+    write_pending(state, pending)
+    return pending
+
+
+def confirm(state: StateDir, command: str) -> Pending:
+    from state.journal import append_record
+    from state.lock import ApplyLock
+
+    state.ensure()
+    with ApplyLock(state.lock_file, command):
+        pending = read_pending(state)
+        if pending is None:
+            raise DsrctlError("no apply is waiting for confirmation")
+        clear_pending(state, pending.txn)
+        append_record(state.journal_file, pending.txn, "confirmed", target=pending.txn)
+        return pending
+
+
+def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
+    """The watchdog's body: wait for the deadline, then roll back if still unconfirmed."""
+    from providers.base import get_provider
+    from state.lock import ApplyLock
+
+    while True:
+        pending = read_pending(state)
+        if pending is None or pending.txn != txn:
+            return "confirmed or rolled back in time; nothing to do"
+        remaining = pending.deadline - time.time()
+        if remaining <= 0:
+            break
+        time.sleep(min(POLL_SECONDS, remaining))
+    command = f"dsrctl revert-unless-confirmed {txn}"
+    give_up = time.monotonic() + LOCK_RETRY_SECONDS
+    while True:
+        try:
+            lock = ApplyLock(state.lock_file, command)
+            lock.acquire()
+            break
+        except LockError:
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(POLL_SECONDS)
+    try:
+        pending = read_pending(state)
+        if pending is None or pending.txn != txn:
+            return "confirmed at the last moment; nothing to do"
+        from dsrctl.rollback import execute_rollback, plan_rollback
+
+        planned = plan_rollback(state, to=txn)
+        execute_rollback(state, get_provider(platform), planned, command)
+        clear_pending(state, txn)
+        return f"not confirmed by the deadline: rolled back {txn}"
+    finally:
+        lock.release()

@@ -1,0 +1,139 @@
+"""Unfinished transactions: detect an apply or rollback that died, and learn from it.
+
+While a transaction runs, ``<state-dir>/inflight.json`` names it with the pid and the
+kernel's boot id. Reading that small file (not the whole journal) is how every command
+notices, cheaply, that a run died halfway (kill -9, power loss): the file is still there
+but its process is gone or the machine has rebooted since.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dsrctl.errors import StateError
+from state.journal import Transaction, transactions
+from state.ownership import Ownership
+from state.statedir import StateDir, write_atomic
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+@dataclass(frozen=True)
+class Inflight:
+    txn: str
+    kind: str
+    pid: int
+    boot_id: str
+    started: float
+    command: str
+
+    def alive(self) -> bool:
+        if self.boot_id != boot_id():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        return f"{self.kind} {self.txn} ('{self.command}', pid {self.pid}, started {when})"
+
+
+def current_user() -> str:
+    """Who ran the command: the sudo caller if any, for `dsrctl history`."""
+    import getpass
+
+    sudo = os.environ.get("SUDO_USER")
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{sudo} (as {user})" if sudo and sudo != user else user
+
+
+def boot_id() -> str:
+    try:
+        with open(BOOT_ID, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def mark_inflight(state: StateDir, txn: str, kind: str, command: str) -> None:
+    record = {
+        "txn": txn,
+        "kind": kind,
+        "pid": os.getpid(),
+        "boot_id": boot_id(),
+        "started": time.time(),
+        "command": command,
+    }
+    write_atomic(state.inflight_file, json.dumps(record).encode() + b"\n", 0o600)
+
+
+def clear_inflight(state: StateDir, txn: str) -> None:
+    current = read_inflight(state)
+    if current is not None and current.txn == txn:
+        os.unlink(state.inflight_file)
+
+
+def read_inflight(state: StateDir) -> Inflight | None:
+    try:
+        with open(state.inflight_file, encoding="utf-8") as handle:
+            data: dict[str, Any] = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return None
+    except ValueError as exc:
+        raise StateError(f"{state.inflight_file} is corrupt: {exc}") from None
+    return Inflight(
+        txn=str(data["txn"]),
+        kind=str(data.get("kind", "apply")),
+        pid=int(data["pid"]),
+        boot_id=str(data.get("boot_id", "")),
+        started=float(data.get("started", 0)),
+        command=str(data.get("command", "")),
+    )
+
+
+def unfinished(state: StateDir) -> Inflight | None:
+    """The transaction that died halfway, if any (not one that is still running)."""
+    current = read_inflight(state)
+    if current is None or current.alive():
+        return None
+    return current
+
+
+def unfinished_note(state: StateDir) -> str | None:
+    dead = unfinished(state)
+    if dead is None:
+        return None
+    return (
+        f"an unfinished {dead.describe()} was interrupted; "
+        "`dsrctl rollback` restores the state before it, `dsrctl apply` converges from here"
+    )
+
+
+def find_transaction(state: StateDir, txn: str) -> Transaction | None:
+    return next((t for t in transactions(state.journal_file) if t.txn == txn), None)
+
+
+def learn_ownership(ownership: Ownership, txn: Transaction) -> None:
+    """Merge what an unfinished apply created or changed into the ownership records.
+
+    Its records were never saved; without this, a VIP it added would look like the
+    operator's own and never be removed.
+    """
+    for step in txn.steps():
+        ownership.remember(
+            step["resource"], created=step.get("before") is None, original=step.get("before")
+        )

@@ -1,0 +1,171 @@
+"""`dsrctl rollback`: undo earlier applies from the journal.
+
+Every step an apply set out to run is in the journal with the value observed before it.
+Rolling back applies the inverse of each, newest first, which restores exactly those
+values; every inverse is idempotent, so an apply that died halfway (its last step maybe
+half done) is undone the same way. The rollback is itself a journaled, locked
+transaction, verified by re-reading every resource it touched, and it puts the
+ownership records back as they were before the first apply it undoes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dsrctl.errors import AbortedByUser, DsrctlError, VerificationError
+from dsrctl.plan import Plan
+from dsrctl.recovery import clear_inflight, read_inflight
+from dsrctl.steps import Step, step_from_record
+from providers.base import Provider
+from state.journal import Journal, Transaction, append_record, transactions
+from state.lock import ApplyLock
+from state.ownership import Ownership
+from state.statedir import StateDir
+
+REVERTABLE_RESULTS = (None, "applied", "rollback-failed")
+
+
+@dataclass
+class RollbackPlan:
+    targets: list[Transaction]  # newest first
+    plan: Plan
+
+    @property
+    def empty(self) -> bool:
+        return self.plan.empty
+
+
+def revertable(txn: Transaction, running: str | None) -> bool:
+    return (
+        txn.kind == "apply"
+        and txn.reverted_by is None
+        and txn.superseded_by is None
+        and txn.result in REVERTABLE_RESULTS
+        and txn.txn != running
+    )
+
+
+def plan_rollback(state: StateDir, to: str | None = None) -> RollbackPlan:
+    inflight = read_inflight(state)
+    running = inflight.txn if inflight is not None and inflight.alive() else None
+    history = transactions(state.journal_file)
+    candidates = [t for t in reversed(history) if revertable(t, running)]
+    if to is None:
+        if not candidates:
+            raise DsrctlError(
+                "nothing to roll back: the journal has no apply that is still in effect"
+            )
+        targets = candidates[:1]
+    else:
+        ids = [t.txn for t in candidates]
+        if to not in ids:
+            known = next((t for t in history if t.txn == to), None)
+            why = "no such transaction" if known is None else _why_not(known)
+            raise DsrctlError(f"cannot roll back to {to}: {why} (see `dsrctl history`)")
+        targets = candidates[: ids.index(to) + 1]
+    steps: list[Step] = []
+    for txn in targets:
+        forward = [step_from_record(record) for record in txn.steps()]
+        steps.extend(step.inverse() for step in reversed(forward))
+    notes = tuple(f"undo {_describe(txn)}" for txn in targets)
+    return RollbackPlan(targets=targets, plan=Plan(steps=tuple(steps), notes=notes))
+
+
+def _why_not(txn: Transaction) -> str:
+    if txn.reverted_by:
+        return f"it was already rolled back by {txn.reverted_by}"
+    if txn.kind != "apply":
+        return f"it is a {txn.kind}, not an apply"
+    if txn.result == "rolled-back":
+        return "it failed and was rolled back at the time"
+    return f"its result is {txn.result}"
+
+
+def _describe(txn: Transaction) -> str:
+    result = txn.result or "unfinished"
+    return f"{txn.txn} ({result}, {len(txn.steps())} step(s), spec {txn.begin.get('spec')})"
+
+
+def run_rollback(
+    state: StateDir,
+    provider: Provider,
+    to: str | None,
+    confirm: Callable[[RollbackPlan], bool],
+    command: str,
+) -> RollbackPlan:
+    provider.check_privileges()
+    state.ensure()
+    with ApplyLock(state.lock_file, command) as lock:
+        planned = plan_rollback(state, to)
+        if not confirm(planned):
+            raise AbortedByUser("rollback cancelled; nothing was changed")
+        if lock.recovered:
+            planned.plan = Plan(planned.plan.steps, (lock.recovered, *planned.plan.notes))
+        execute_rollback(state, provider, planned, command)
+        return planned
+
+
+def execute_rollback(
+    state: StateDir, provider: Provider, planned: RollbackPlan, command: str
+) -> None:
+    from dsrctl.confirm import clear_pending, read_pending
+    from dsrctl.executor import execute, terminate_as_interrupt
+    from dsrctl.recovery import current_user, mark_inflight
+
+    steps = list(planned.plan.steps)
+    targets_wanted = _final_values(steps)
+    provider.observe(sorted(targets_wanted))  # fails early if a resource cannot be read
+    oldest = planned.targets[-1]
+    journal = Journal(state.journal_file)
+    txn = journal.begin(
+        kind="rollback",
+        reverts=[t.txn for t in planned.targets],
+        user=current_user(),
+        command=command,
+        pid=os.getpid(),
+        steps=len(steps),
+    )
+    mark_inflight(state, txn, "rollback", command)
+    try:
+        terminate_as_interrupt()
+        execute(
+            planned.plan,
+            provider,
+            journal,
+            verify=lambda: _verify(provider, targets_wanted),
+            undone_check=lambda: [],
+        )
+    finally:
+        journal.close()
+    for target in planned.targets:
+        append_record(state.journal_file, txn, "reverted", target=target.txn)
+    before = oldest.begin.get("ownership_before")
+    if isinstance(before, dict):
+        restored = Ownership.from_json(before, state.ownership_file)
+        restored.save(state.ownership_file)
+    pending = read_pending(state)
+    if pending is not None and pending.txn in {t.txn for t in planned.targets}:
+        clear_pending(state, pending.txn)
+    # mark_inflight() replaced the marker of any apply that died: clearing ours ends it.
+    clear_inflight(state, txn)
+
+
+def _final_values(steps: list[Step]) -> dict[str, Any]:
+    """Resource -> the value it must have once every step ran (the last step wins)."""
+    wanted: dict[str, Any] = {}
+    for step in steps:
+        wanted[step.resource] = step.after
+    return wanted
+
+
+def _verify(provider: Provider, wanted: dict[str, Any]) -> None:
+    observed = provider.observe(sorted(wanted))
+    wrong = [r for r, value in wanted.items() if observed.get(r) != value]
+    if wrong:
+        raise VerificationError(
+            "after rollback these resources do not hold their earlier values: "
+            + ", ".join(wrong[:5])
+        )
