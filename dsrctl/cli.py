@@ -95,6 +95,11 @@ def _run(ctx: typer.Context, body: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # `dsrctl plan | head`: the reader went away; say nothing more, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except OSError as exc:
         if options.debug:
             traceback.print_exc()
@@ -116,6 +121,10 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0 = no changes, 2 = changes, 1 = error."),
     ] = False,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Save the plan (mode 0600) for `dsrctl apply FILE` later."),
+    ] = None,
 ) -> None:
     """Show what apply would change, without changing anything."""
 
@@ -125,10 +134,18 @@ def plan(
 
         context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
         result = engine.make_plan(context)
+        if out is not None:
+            from dsrctl.savedplan import save_plan
+
+            save_plan(out, spec, context.spec.digest, context.provider.platform, result)
         if as_json:
             _print_json(result.plan.to_json(context.spec.path))
         else:
             render_plan(Output(), result.plan, context.spec.path)
+            if out is not None:
+                Output().line(
+                    f"Saved this plan to {out}; apply exactly it with: dsrctl apply {out}"
+                )
         return EXIT_CHANGES if detailed_exitcode and not result.plan.empty else 0
 
     raise typer.Exit(_run(ctx, body))
@@ -141,17 +158,34 @@ def apply(
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Apply without asking (for unattended runs).")
     ] = False,
+    confirm_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--confirm-timeout",
+            min=1,
+            help="Revert automatically after SECONDS unless `dsrctl confirm` runs first.",
+        ),
+    ] = None,
 ) -> None:
-    """Change the host to match the spec, verify, and roll back on failure."""
+    """Change the host to match the spec (or apply a saved plan), verify, roll back on failure.
+
+    SPEC may be a plan saved with `dsrctl plan --out FILE`: it is applied without asking,
+    and refused if the spec or the host changed since it was saved.
+    """
 
     def body() -> int:
         from dsrctl import engine
         from dsrctl.errors import AbortedByUser
         from dsrctl.plan import Plan
         from dsrctl.render import Output, render_plan
+        from dsrctl.savedplan import load_saved
 
         out = Output()
-        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+        options = _options(ctx)
+        saved = load_saved(spec)
+        spec_path = spec if saved is None else str(saved["spec"])
+        platform = options.platform if saved is None else str(saved["platform"])
+        context = engine.open_context(spec_path, options.state_dir, platform)
 
         def confirm(planned: Plan) -> bool:
             render_plan(out, planned, context.spec.path)
@@ -164,13 +198,38 @@ def apply(
             answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="")
             return bool(answer.strip() == "yes")
 
-        outcome = engine.apply(context, confirm, command=" ".join(["dsrctl", *sys.argv[1:]]))
+        outcome = engine.apply(
+            context,
+            confirm,
+            command=" ".join(["dsrctl", *sys.argv[1:]]),
+            saved=saved,
+            saved_path=spec,
+            confirm_timeout=confirm_timeout,
+        )
+        for note in outcome.notes:
+            out.line(f"! {note}", "yellow")
         if outcome.applied == 0:
             for note in outcome.plan.notes:
                 out.line(f"! {note}", "yellow")
             out.line(f"No changes. The host already matches {context.spec.path}.", "green")
-        else:
-            out.line(f"Apply complete: {outcome.applied} change(s) applied and verified.", "green")
+            return 0
+        if saved is not None:
+            render_plan(out, outcome.plan, context.spec.path, heading=f"apply {spec}")
+        out.line(f"Apply complete: {outcome.applied} change(s) applied and verified.", "green")
+        if outcome.pending is not None:
+            import time
+
+            when = time.strftime("%H:%M:%S %Z", time.localtime(outcome.pending.deadline))
+            state = (
+                ""
+                if options.state_dir == DEFAULT_STATE_DIR
+                else f" --state-dir {options.state_dir}"
+            )
+            out.line(
+                f"These changes are reverted automatically at {when} unless confirmed. "
+                f"From any shell run: dsrctl{state} confirm",
+                "bold yellow",
+            )
         return 0
 
     raise typer.Exit(_run(ctx, body))
@@ -218,8 +277,11 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         report = get_provider(options.platform).describe()
         state = StateDir(options.state_dir)
         records = Ownership.load(state.ownership_file).records
+        from dsrctl.engine import state_notes
+
         report["dsrctl"] = {
             "state_dir": state.path,
+            "notes": state_notes(state),
             "managed_resources": len(records),
             "created_by_dsrctl": sorted(r for r, rec in records.items() if rec.created),
         }
@@ -258,3 +320,7 @@ def main() -> None:
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
     app()
+
+
+# The change-window commands live in their own module; importing it registers them.
+from dsrctl import cli_window  # noqa: E402,F401

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -85,6 +83,9 @@ def pending_note(state: StateDir) -> str | None:
 
 def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) -> Pending:
     """Start the detached process that reverts ``txn`` at ``deadline`` unless confirmed."""
+    import subprocess
+    import sys
+
     log = open(os.path.join(state.path, "watchdog.log"), "ab")  # noqa: SIM115 - child keeps it
     try:
         child = subprocess.Popen(

@@ -38,7 +38,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     provider = get_provider(platform)
     provider.check_spec(spec)
     state = StateDir(state_dir)
-    notes: list[str] = []
+    notes = state_notes(state)
     try:
         ownership = Ownership.load(state.ownership_file)
     except PrivilegeError as exc:
@@ -49,6 +49,14 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
             "run as root for the complete picture"
         )
     return Context(spec, provider, state, ownership, notes)
+
+
+def state_notes(state: StateDir) -> list[str]:
+    """What every command must say about the state directory: a dead run, a pending apply."""
+    from dsrctl.confirm import pending_note
+    from dsrctl.recovery import unfinished_note
+
+    return [note for note in (unfinished_note(state), pending_note(state)) if note]
 
 
 def make_plan(ctx: Context) -> PlanResult:
@@ -153,6 +161,34 @@ def apply(
             append_record(ctx.state_dir.journal_file, txn, "pending", deadline=deadline)
         recovery.clear_inflight(ctx.state_dir, txn)
         return outcome
+
+
+def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, command: str) -> int:
+    """Record every resource of an imported spec that the host already matches as managed
+    but not created by dsrctl. Returns how many were recorded."""
+    import tomllib
+
+    from dsrctl.spec import parse_spec
+
+    spec = parse_spec(tomllib.loads(text), spec_path)
+    provider.check_spec(spec)
+    provider.check_privileges()
+    state = StateDir(state_dir)
+    state.ensure()
+    with ApplyLock(state.lock_file, command):
+        ownership = Ownership.load(state.ownership_file)
+        ctx = Context(spec, provider, state, ownership)
+        result = make_plan(ctx)
+        changing = {step.resource for step in result.plan.steps}
+        count = 0
+        for resource in sorted(result.spec_resources - changing):
+            if resource in result.have_rich and ownership.get(resource) is None:
+                ownership.remember(
+                    resource, created=False, original=_record_value(result.have_rich[resource])
+                )
+                count += 1
+        ownership.save(state.ownership_file)
+        return count
 
 
 def _supersede(ctx: Context, by: str, dead: str) -> None:

@@ -6,7 +6,10 @@ rollback that fails is reported next to the original error, never instead of it.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +85,7 @@ def execute(
     # effect in part: it is undone as a whole. Every inverse is idempotent.
     in_flight: list[Step] = []
     try:
+        _pause_for_tests(-1)
         for number, group in enumerate(group_steps(plan.steps)):
             journal.write("intent", seq=number, steps=[step.to_record() for step in group])
             in_flight = group
@@ -92,6 +96,7 @@ def execute(
                 journal.write("failed", seq=number, error=str(error))
                 raise error
             journal.write("done", seq=number)
+            _pause_for_tests(number)
         verify()
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-applied host
         journal.write("failed", error=str(exc) or type(exc).__name__)
@@ -105,6 +110,17 @@ def execute(
         raise ApplyFailed(exc, rollback_errors, completed_count) from exc
     journal.write("end", result="applied", steps=len(plan.steps))
     return len(plan.steps)
+
+
+def _pause_for_tests(boundary: int) -> None:
+    """Test hook: DSRCTL_TEST_PAUSE_AFTER_GROUP=N stops after step group N (-1: before the
+    first) so that a test can kill the process at an exact step boundary."""
+    wanted = os.environ.get("DSRCTL_TEST_PAUSE_AFTER_GROUP")
+    if wanted is None or int(wanted) != boundary:
+        return
+    sys.stderr.write(f"dsrctl: test pause after step group {boundary}\n")
+    sys.stderr.flush()
+    time.sleep(120)
 
 
 def rollback(done: list[Step], host: Any, journal: Journal) -> list[str]:

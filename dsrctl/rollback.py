@@ -100,10 +100,10 @@ def run_rollback(
     state.ensure()
     with ApplyLock(state.lock_file, command) as lock:
         planned = plan_rollback(state, to)
-        if not confirm(planned):
-            raise AbortedByUser("rollback cancelled; nothing was changed")
         if lock.recovered:
             planned.plan = Plan(planned.plan.steps, (lock.recovered, *planned.plan.notes))
+        if not confirm(planned):
+            raise AbortedByUser("rollback cancelled; nothing was changed")
         execute_rollback(state, provider, planned, command)
         return planned
 

@@ -1,0 +1,207 @@
+"""Change-window commands: confirm, rollback, history, import (registered on dsrctl.cli.app).
+
+Thin like the rest of the CLI: every module that does the work is imported inside the
+command that needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from dsrctl.cli import JsonOpt, _options, _print_json, _run, app
+
+
+@app.command()
+def confirm(ctx: typer.Context) -> None:
+    """Keep an apply made with --confirm-timeout (cancels its automatic revert)."""
+
+    def body() -> int:
+        from dsrctl.confirm import confirm as confirm_pending
+        from state.statedir import StateDir
+
+        pending = confirm_pending(StateDir(_options(ctx).state_dir), "dsrctl confirm")
+        typer.echo(f"Confirmed apply {pending.txn}: the automatic revert is cancelled.")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Undo this apply and every later one (ids: dsrctl history)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be restored; change nothing.")
+    ] = False,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+) -> None:
+    """Undo the last apply (or --to ID) from the journal, restoring the values seen before it."""
+
+    def body() -> int:
+        from dsrctl.errors import AbortedByUser
+        from dsrctl.render import Output, render_plan
+        from dsrctl.rollback import RollbackPlan, plan_rollback, run_rollback
+        from providers.base import get_provider
+        from state.statedir import StateDir
+
+        options = _options(ctx)
+        state = StateDir(options.state_dir)
+        out = Output()
+        if dry_run:
+            planned = plan_rollback(state, to)
+            render_plan(out, planned.plan, state.journal_file, heading="rollback (dry run)")
+            return 0
+
+        def ask(planned: RollbackPlan) -> bool:
+            render_plan(out, planned.plan, state.journal_file, heading="rollback")
+            if auto_approve:
+                return True
+            if not sys.stdin.isatty():
+                raise AbortedByUser(
+                    "refusing to roll back unattended without --auto-approve; nothing was changed"
+                )
+            answer = typer.prompt(
+                "\nRoll back these changes? Only 'yes' is accepted", default="", show_default=False
+            )
+            return bool(answer.strip() == "yes")
+
+        planned = run_rollback(
+            state,
+            get_provider(options.platform),
+            to,
+            ask,
+            " ".join(["dsrctl", *sys.argv[1:]]),
+        )
+        ids = ", ".join(t.txn for t in planned.targets)
+        out.line(f"Rollback complete: {ids} undone, {len(planned.plan.steps)} step(s).", "green")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command()
+def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Past applies and rollbacks: time, user, spec digest, result."""
+
+    def body() -> int:
+        from dsrctl.recovery import read_inflight
+        from state.journal import transactions
+        from state.statedir import StateDir
+
+        state = StateDir(_options(ctx).state_dir)
+        inflight = read_inflight(state)
+        rows = []
+        for txn in transactions(state.journal_file):
+            result = txn.result or "unfinished"
+            if txn.result is None and inflight is not None and inflight.txn == txn.txn:
+                result = "running" if inflight.alive() else "unfinished"
+            if txn.reverted_by:
+                result += f", reverted by {txn.reverted_by}"
+            if txn.superseded_by:
+                result += f", superseded by {txn.superseded_by}"
+            if txn.confirmed:
+                result += ", confirmed"
+            rows.append(
+                {
+                    "id": txn.txn,
+                    "kind": txn.kind,
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(txn.started)),
+                    "user": txn.begin.get("user", ""),
+                    "spec": txn.begin.get("spec", ""),
+                    "spec_sha256": txn.begin.get("spec_sha256", ""),
+                    "steps": len(txn.steps()),
+                    "result": result,
+                    "reverts": txn.begin.get("reverts", []),
+                }
+            )
+        if as_json:
+            _print_json({"format_version": 1, "transactions": rows})
+            return 0
+        if not rows:
+            typer.echo("No applies or rollbacks recorded yet.")
+        for row in rows:
+            digest = str(row["spec_sha256"])[:12] or "-"
+            typer.echo(
+                f"{row['id']}  {row['time']}  {row['kind']:<8}  {row['user']}  "
+                f"spec {digest}  {row['steps']} step(s)  {row['result']}"
+            )
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    adopt: Annotated[
+        bool,
+        typer.Option("--adopt", help="Also record the found resources as managed by dsrctl."),
+    ] = False,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Write the spec here instead of stdout.")
+    ] = None,
+    interface: Annotated[str, typer.Option("--interface", help="Where the VIPs live.")] = "lo",
+) -> None:
+    """Print a spec describing this host's current DSR configuration (TOML)."""
+
+    def body() -> int:
+        import os
+
+        from dsrctl.adopt import import_linux, render_toml
+        from dsrctl.errors import DsrctlError
+        from providers.base import get_provider
+
+        options = _options(ctx)
+        provider = get_provider(options.platform)
+        if provider.platform != "linux":
+            raise DsrctlError(f"import is not available on {provider.platform} yet")
+        spec_path = os.path.abspath(out) if out else "/etc/dsrctl/dsrctl.toml"
+        imported = import_linux(provider, interface, spec_path)
+        text = render_toml(imported)
+        if out and os.path.exists(out):
+            raise DsrctlError(f"{out} exists; remove it or choose another --out")
+        adopted = None
+        if adopt:
+            from dsrctl.engine import adopt_spec
+
+            adopted = adopt_spec(text, spec_path, options.state_dir, provider, "dsrctl import")
+        if out:
+            with open(out, "x", encoding="utf-8") as handle:
+                handle.write(text)
+            for note in imported.notes:
+                typer.echo(f"! {note}", err=True)
+            typer.echo(f"Wrote {out}", err=True)
+        else:
+            sys.stdout.write(text)
+        if adopted is not None:
+            typer.echo(
+                f"Adopted {adopted} resource(s): managed by dsrctl from now on, never deleted "
+                "by it (it did not create them).",
+                err=True,
+            )
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
+@app.command("revert-unless-confirmed", hidden=True)
+def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
+    """The watchdog started by apply --confirm-timeout (not for interactive use)."""
+
+    def body() -> int:
+        from dsrctl.confirm import revert_unless_confirmed as watch
+        from state.statedir import StateDir
+
+        options = _options(ctx)
+        message = watch(StateDir(options.state_dir), txn, options.platform or "linux")
+        typer.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {txn}: {message}")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
