@@ -116,5 +116,9 @@ def render_toml(imported: Imported) -> str:
     import tomli_w
 
     header = "".join(f"# {note}\n" for note in imported.notes)
-    body = tomli_w.dumps(imported.spec)
+    spec = imported.spec
+    # [[vip]] tables, as in the examples and docs (tomli_w would inline short ones).
+    body = tomli_w.dumps({"version": spec["version"]})
+    body += "".join("\n[[vip]]\n" + tomli_w.dumps(vip) for vip in spec["vip"])
+    body += "\n" + tomli_w.dumps({"linux": spec["linux"]})
     return "# Imported by `dsrctl import` from this host's current configuration.\n" + header + body
