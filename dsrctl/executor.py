@@ -89,7 +89,14 @@ def execute(
         for number, group in enumerate(group_steps(plan.steps)):
             journal.write("intent", seq=number, steps=[step.to_record() for step in group])
             in_flight = group
-            completed, error = run_group(host, group)
+            try:
+                completed, error = run_group(host, group)
+            except Exception:
+                # A single step that raised did nothing: each one is atomic on its own
+                # (sysctl write, rename of a complete file). A batch may have done part.
+                if len(group) == 1 and not group[0].batchable:
+                    in_flight = []
+                raise
             in_flight = []
             done.extend(completed)
             if error is not None:

@@ -71,16 +71,20 @@ def apply_address_steps(
     """Carry out address steps in one netlink batch; one result per step, in order."""
     from pyroute2 import IPBatch
 
-    batch = IPBatch()
     owners: list[int] = []  # request number -> step number
-    for number, step in enumerate(steps):
-        index = indexes.get(step.interface)
-        if index is None:
-            raise HostError(f"interface {step.interface} does not exist")
-        for command, attributes in _requests(step):
-            batch.addr(command, index=index, **attributes)
-            owners.append(number)
-    data = bytes(batch.batch)
+    batch = IPBatch()
+    try:
+        for number, step in enumerate(steps):
+            index = indexes.get(step.interface)
+            if index is None:
+                raise HostError(f"interface {step.interface} does not exist")
+            for command, attributes in _requests(step):
+                batch.addr(command, index=index, **attributes)
+                owners.append(number)
+        data = bytes(batch.batch)
+    finally:
+        # IPBatch owns an asyncio loop; left open it complains on stderr at exit.
+        batch.close()
     results = _send(data, len(owners))
     errors: list[BaseException | None] = [None] * len(steps)
     for code, request in results:
