@@ -10,6 +10,8 @@ typer and rich.
 
 from __future__ import annotations
 
+import json
+
 
 class DsrctlError(Exception):
     """Root of every error dsrctl reports. Exit code 1 unless a subclass says otherwise."""
@@ -72,12 +74,24 @@ class AbortedByUser(DsrctlError):
 
 
 def _show_value(value: object) -> str:
+    """The value as it would be written in TOML, so the user recognises it from the file."""
     if value is _MISSING:
         return ""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
-    text = repr(value)
+    text = toml_literal(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def toml_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{key} = {toml_literal(item)}" for key, item in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    return str(value)
 
 
 class _Missing:

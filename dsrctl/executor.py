@@ -100,13 +100,12 @@ def execute(
             in_flight = []
             done.extend(completed)
             if error is not None:
-                journal.write("failed", seq=number, error=str(error))
                 raise error
             journal.write("done", seq=number)
             _pause_for_tests(number)
         verify()
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-applied host
-        journal.write("failed", error=str(exc) or type(exc).__name__)
+        journal.write("failed", error=str(exc) or type(exc).__name__, steps_done=len(done))
         completed_count = len(done)
         done.extend(in_flight)
         rollback_errors = rollback(done, host, journal)

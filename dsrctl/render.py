@@ -133,7 +133,12 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
         out.line(f"  {key} = {value}")
     for entry in report.get("interfaces", []):
         state = "up" if entry["up"] else "down"
-        sysctl = ", ".join(f"{k}={v}" for k, v in entry["sysctl"].items())
+        effective = entry.get("effective", {})
+        sysctl = ", ".join(
+            f"{k}={v}"
+            + (f" (effective {effective[k]})" if effective.get(k) not in (None, v) else "")
+            for k, v in entry["sysctl"].items()
+        )
         out.line(f"{entry['name']} (index {entry['index']}, {state}) {sysctl}", "bold")
         for address in entry["addresses"]:
             extra = ", ".join(

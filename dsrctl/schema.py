@@ -33,11 +33,18 @@ class Table:
         self._seen.add(name)
         return self.data.get(name, default)
 
+    def missing(self, name: str, what: str) -> SpecError:
+        """A required key is absent; point at a misspelt key next to it, if any."""
+        unknown = [key for key in self.data if key not in self._seen and key != name]
+        close = difflib.get_close_matches(name, unknown, n=1)
+        hint = f"; is '{close[0]}' a misspelling of it?" if close else ""
+        return self.error(name, MISSING, f"required key is missing ({what}){hint}")
+
     def integer(self, name: str, default: int | None = None) -> int:
         value = self.raw(name)
         if value is MISSING:
             if default is None:
-                raise self.error(name, MISSING, "required key is missing (an integer)")
+                raise self.missing(name, "an integer")
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(name, value, f"must be an integer, not {type_name(value)}")
@@ -47,7 +54,7 @@ class Table:
         value = self.raw(name)
         if value is MISSING:
             if default is None or required:
-                raise self.error(name, MISSING, "required key is missing (a string)")
+                raise self.missing(name, "a string")
             return default
         if not isinstance(value, str):
             raise self.error(name, value, f"must be a string, not {type_name(value)}")

@@ -251,7 +251,7 @@ def _parse_linux(table: Table) -> LinuxSpec:
     arp_announce = table.integer("arp_announce", 2)
     if arp_announce != 2:
         reason = (
-            sysctls.ARP_ANNOUNCE_REASON.format(value=arp_announce)
+            sysctls.ARP_ANNOUNCE_REASONS[arp_announce]
             if arp_announce in (0, 1)
             else "out of range (the kernel knows 0-2); 2 is the only safe value"
         )
@@ -273,6 +273,13 @@ def _parse_sysctls(table: Table) -> tuple[tuple[str, int | str], ...]:
     spelled: dict[str, str] = {}
     for key in list(table.data):
         value = table.raw(key)
+        if isinstance(value, dict):
+            raise table.error(
+                key,
+                value,
+                'sysctl names contain dots: quote the whole name, e.g. '
+                '"net.ipv4.conf.eth0.rp_filter" = 2',
+            )
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise table.error(key, value, "a sysctl value must be an integer or a string")
         problem = (
@@ -296,6 +303,12 @@ def _parse_persist(table: Table) -> Persist:
     sysctl_file = table.string("sysctl_file", DEFAULT_SYSCTL_FILE)
     if not sysctl_file.startswith("/"):
         raise table.error("sysctl_file", sysctl_file, "must be an absolute path")
+    if sysctl_file.rsplit("/", 1)[-1] == "sysctl.conf":
+        raise table.error(
+            "sysctl_file",
+            sysctl_file,
+            "dsrctl rewrites its sysctl file whole; give it a file of its own in /etc/sysctl.d/",
+        )
     if not sysctl_file.endswith(".conf") or sysctl_file.endswith("/.conf"):
         raise table.error(
             "sysctl_file", sysctl_file, "systemd-sysctl only reads files whose names end in .conf"

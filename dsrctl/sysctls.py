@@ -19,10 +19,12 @@ ARP_IGNORE_REASONS: dict[int, str] = {
     8: "arp_ignore 8 stops the host answering ARP for every address, its own included; "
     "it drops off the network",
 }
-ARP_ANNOUNCE_REASON = (
-    "arp_announce {value} can still use the VIP as the source of ARP requests when the VIP "
-    "and the target lie inside the uplink's subnet; 2 is the only safe value"
-)
+ARP_ANNOUNCE_REASONS: dict[int, str] = {
+    0: "arp_announce 0 may use any local address, the VIP included, as the source of ARP "
+    "requests; 2 is the only safe value",
+    1: "arp_announce 1 can still use the VIP as the source of ARP requests when the VIP and "
+    "the target lie inside the uplink's subnet; 2 is the only safe value",
+}
 
 # Values the kernel gives a meaning to. Anything else is refused as out of range.
 _KNOWN_RANGES: dict[str, frozenset[int]] = {
@@ -96,8 +98,9 @@ def value_problem(key: str, value: int | str) -> str | None:
         shown = ", ".join(str(v) for v in sorted(known))
         return f"out of range for {name} (the kernel knows {shown})"
     is_conf = len(parts) == 5 and parts[:2] in (["net", "ipv4"], ["net", "ipv6"])
-    per_interface = is_conf and parts[2] == "conf" and parts[3] not in ("all", "default")
-    # The kernel takes max(all, iface): a larger per-interface value wins over `all`.
+    # The kernel takes max(all, iface): a larger per-interface value wins over `all`, and
+    # conf.default seeds every interface created later.
+    per_interface = is_conf and parts[2] == "conf" and parts[3] != "all"
     if per_interface and name == "arp_ignore" and value in (3, 8):
         return ARP_IGNORE_REASONS[value] + " (the kernel uses max(all, interface))"
     return None

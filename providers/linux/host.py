@@ -149,6 +149,14 @@ class LinuxHost(Provider):
             for scope in ("all", "default")
             for leaf in SHOW_SYSCTLS
         }
+        # What the kernel acts on: max(conf.all, conf.IFACE) for these three keys.
+        for entry in report["interfaces"]:
+            entry["effective"] = {
+                leaf: _max_or_none(
+                    entry["sysctl"][leaf], report["sysctl"][f"net.ipv4.conf.all.{leaf}"]
+                )
+                for leaf in SHOW_SYSCTLS
+            }
         return report
 
     def _interface_sysctls(self, name: str) -> dict[str, SysctlValue | None]:
@@ -179,6 +187,12 @@ class LinuxHost(Provider):
     def run_batch(self, steps: list[Step]) -> list[BaseException | None]:
         """Run a group of batchable steps of one kind in one host call."""
         return self.apply_addresses(steps)  # type: ignore[arg-type]
+
+
+def _max_or_none(own: SysctlValue | None, common: SysctlValue | None) -> SysctlValue | None:
+    if isinstance(own, int) and isinstance(common, int):
+        return max(own, common)
+    return None
 
 
 def _address_order(state: Any) -> tuple[int, str]:

@@ -295,7 +295,7 @@ def test_interface_other_than_lo_and_missing_interface(netns: Netns) -> None:
     )
     result = netns.dsrctl("plan", str(missing))
     assert result.returncode == 1
-    assert "linux.interface = 'dsr9': no such interface on this host" in result.stderr
+    assert 'linux.interface = "dsr9": no such interface on this host' in result.stderr
 
 
 def test_down_interface_is_warned_about(make_netns: NetnsFactory) -> None:

@@ -69,7 +69,22 @@ def test_vips_are_canonical_and_sorted() -> None:
         (spec_with(vip=[]), "vip", "at least one [[vip]]"),
         (spec_with(vip={"address": "192.0.2.1"}), "vip", "array of tables"),
         (spec_with(vipp=1), "vipp", "did you mean 'vip'"),
-        (spec_with(vip=[{"adress": "192.0.2.1"}]), "vip[0].address", "required key is missing"),
+        (spec_with(vip=[{"adress": "192.0.2.1"}]), "vip[0].address", "'adress' a misspelling"),
+        (
+            spec_with(linux={"sysctl": {"net": {"ipv4": {"ip_forward": 1}}}}),
+            "linux.sysctl.net",
+            "quote the whole name",
+        ),
+        (
+            spec_with(linux={"sysctl": {"net.ipv4.conf.default.arp_ignore": 8}}),
+            'linux.sysctl."net.ipv4.conf.default.arp_ignore"',
+            "drops off the network",
+        ),
+        (
+            spec_with(linux={"persist": {"sysctl_file": "/etc/sysctl.conf"}}),
+            "linux.persist.sysctl_file",
+            "a file of its own",
+        ),
         (spec_with(vip=[{"address": "192.0.2.1", "lable": "lo:1"}]), "vip[0].lable", "unknown"),
         (spec_with(vip=[{"address": "192.0.2.0/24"}]), "vip[0].address", "without CIDR"),
         (spec_with(vip=[{"address": "192.0.2.300"}]), "vip[0].address", "not an IPv4 or IPv6"),
@@ -122,7 +137,7 @@ def test_vips_are_canonical_and_sorted() -> None:
         (spec_with(linux={"arp_ignore": 5}), "linux.arp_ignore", "reserved"),
         (spec_with(linux={"arp_ignore": 9}), "linux.arp_ignore", "out of range"),
         (spec_with(linux={"arp_announce": 1}), "linux.arp_announce", "uplink's subnet"),
-        (spec_with(linux={"arp_announce": 0}), "linux.arp_announce", "2 is the only safe"),
+        (spec_with(linux={"arp_announce": 0}), "linux.arp_announce", "any local address"),
         (spec_with(linux={"arp_announce": 3}), "linux.arp_announce", "out of range"),
         (spec_with(linux={"arp_ignore": 1.0}), "linux.arp_ignore", "not a float"),
         (spec_with(linux={"arp_ingore": 1}), "linux.arp_ingore", "did you mean 'arp_ignore'"),
@@ -221,7 +236,11 @@ def test_error_message_shows_the_value() -> None:
     error = refuse(spec_with(linux={"arp_ignore": 0}))
     assert str(error).startswith("/etc/dsrctl/dsrctl.toml: linux.arp_ignore = 0: ")
     error = refuse(spec_with(vip=[{"address": "224.0.0.5"}]))
-    assert "vip[0].address = '224.0.0.5': " in str(error)
+    assert 'vip[0].address = "224.0.0.5": ' in str(error)
+    error = refuse(spec_with(linux={"persist": {"enabled": "yes"}}))
+    assert 'linux.persist.enabled = "yes": must be true or false' in str(error)
+    error = refuse(spec_with(vip=[{"address": "192.0.2.1", "label": True}]))
+    assert "vip[0].label = true: must be a string" in str(error)
 
 
 def test_extra_sysctls_are_canonical_and_may_warn() -> None:
