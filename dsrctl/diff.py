@@ -81,7 +81,9 @@ def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> list[str
         return []
     from deepdiff import DeepDiff  # heavy: imported only when something differs
 
-    diff = DeepDiff(before, after, view="tree", verbose_level=2)
+    # threshold_to_diff_deeper=0: deepdiff >= 8.1 otherwise reports two dicts that share
+    # under a third of their keys as one change of the whole root, which names no resource.
+    diff = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     changed: set[str] = set()
     for report in diff.values():
         for level in report:

@@ -249,6 +249,18 @@ def test_plan_json_is_versioned_with_action_resource_before_after() -> None:
     assert address["before"] is None
 
 
+def test_fresh_host_with_many_vips_plans_every_one() -> None:
+    """Few keys in common between host and spec must still give one step per resource."""
+    addresses = [f"198.18.0.{i}" for i in range(1, 41)]
+    plan = plan_for(make_spec(*addresses), host())
+    created = [s.resource for s in plan.steps if s.action == "create"]
+    assert len(created) == 41  # 40 VIPs and the sysctl file
+    assert plan.counts() == {"create": 41, "update": 2, "delete": 0}
+    # ...and with nothing in common at all.
+    assert changed_resources({}, {"a": 1, "b": 2}) == ["a", "b"]
+    assert changed_resources({"x": 1}, {"a": 1, "b": 2, "c": 3}) == ["a", "b", "c", "x"]
+
+
 def test_changed_resources_reports_top_level_keys() -> None:
     before = {"a": 1, "b": {"x": 1}, "c": 3}
     after = {"a": 2, "b": {"x": 1, "y": 2}, "d": 4}
