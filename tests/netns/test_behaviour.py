@@ -384,3 +384,22 @@ def test_unreadable_records_still_allow_a_read_only_plan(netns: Netns) -> None:
     assert (
         "DRIFT address 192.0.2.100/32 on lo: expected label lo:1, actual missing" in result.stdout
     )
+
+
+def test_hundreds_of_vips_are_applied_in_one_batch_and_removed_again(netns: Netns) -> None:
+    vips = "".join(f'[[vip]]\naddress = "198.18.{i // 200}.{i % 200 + 1}"\n' for i in range(400))
+    spec = write_spec(netns, "version = 1\n" + vips)
+    applied = netns.dsrctl("apply", "--auto-approve", str(spec))
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete: 403 change(s)" in applied.stdout
+    lo = json.loads(netns.run("ip", "-j", "addr", "show", "dev", "lo").stdout)[0]["addr_info"]
+    assert len([a for a in lo if a["local"].startswith("198.18.")]) == 400
+    assert netns.dsrctl("drift", str(spec)).returncode == 0
+    records = read_journal(str(netns.state_dir / "journal.jsonl"))
+    batches = [r for r in records if r["type"] == "intent" and r["steps"][0]["kind"] == "address"]
+    assert [len(r["steps"]) for r in batches] == [400]
+    one = write_spec(netns, 'version = 1\n[[vip]]\naddress = "198.18.0.1"\n')
+    shrunk = netns.dsrctl("apply", "--auto-approve", str(one))
+    assert shrunk.returncode == 0, shrunk.stderr
+    assert "Apply complete: 399 change(s)" in shrunk.stdout
+    assert netns.addresses().count("198.18.") == 1
