@@ -66,7 +66,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", help="Override platform detection (linux).", hidden=True),
+        typer.Option("--platform", help="Override platform detection: linux|windows."),
     ] = None,
     version: Annotated[
         bool,
@@ -125,6 +125,14 @@ def plan(
         str | None,
         typer.Option("--out", help="Save the plan (mode 0600) for `dsrctl apply FILE` later."),
     ] = None,
+    from_capture: Annotated[
+        str | None,
+        typer.Option(
+            "--from-capture",
+            metavar="FILE",
+            help="Plan against a `dsrctl capture` file of a Windows host instead of this host.",
+        ),
+    ] = None,
 ) -> None:
     """Show what apply would change, without changing anything."""
 
@@ -132,7 +140,14 @@ def plan(
         from dsrctl import engine
         from dsrctl.render import Output, render_plan
 
-        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+        if from_capture is not None:
+            from dsrctl.capture import open_capture
+
+            if out is not None:
+                raise DsrctlError("--out and --from-capture: save the plan on the server itself")
+            context = open_capture(from_capture, spec, _options(ctx).state_dir)
+        else:
+            context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
         result = engine.make_plan(context)
         if out is not None:
             from dsrctl.savedplan import save_plan
@@ -195,7 +210,9 @@ def apply(
                 raise AbortedByUser(
                     "refusing to apply unattended without --auto-approve; nothing was changed"
                 )
-            answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="")
+            answer = typer.prompt(
+                "\nApply these changes? Only 'yes' is accepted", default="", show_default=False
+            )
             return bool(answer.strip() == "yes")
 
         outcome = engine.apply(
@@ -215,7 +232,12 @@ def apply(
             return 0
         if saved is not None:
             render_plan(out, outcome.plan, context.spec.path, heading=f"apply {spec}")
-        out.line(f"Apply complete: {outcome.applied} change(s) applied and verified.", "green")
+        manual = [step for step in outcome.plan.steps if step.kind == "manual"]
+        done = outcome.applied - len(manual)
+        out.line(f"Apply complete: {done} change(s) applied and verified.", "green")
+        for step in manual:
+            todo = step.to_json().get("instructions", step.note)
+            out.line(f"! left to do by hand: {step.resource}: {todo}", "yellow")
         if outcome.pending is not None:
             import time
 
@@ -236,32 +258,94 @@ def apply(
 
 
 @app.command()
-def drift(ctx: typer.Context, spec: SpecArg = DEFAULT_SPEC, as_json: JsonOpt = False) -> None:
-    """Compare the host with the spec, read-only. Exit 0 in sync, 2 drift, 1 error."""
+def drift(
+    ctx: typer.Context,
+    spec: SpecArg = DEFAULT_SPEC,
+    as_json: JsonOpt = False,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            metavar="FILE",
+            help="Also write node_exporter textfile metrics to FILE (replaced atomically).",
+        ),
+    ] = None,
+    nagios: Annotated[
+        bool,
+        typer.Option(
+            "--nagios", help="Print one plugin status line; exit 0 OK, 2 CRITICAL, 3 UNKNOWN."
+        ),
+    ] = False,
+    fix: Annotated[
+        bool,
+        typer.Option("--fix", help="Repair drift with apply (journaled, locked). Off by default."),
+    ] = False,
+) -> None:
+    """Compare the host with the spec, read-only. Exit 0 in sync, 2 drift, 1 error.
+
+    Every run is logged to syslog (facility daemon, tag dsrctl). With --fix, drift is
+    repaired at once through the same plan/apply path; the exit code still says whether
+    drift was found (2).
+    """
 
     def body() -> int:
-        from dsrctl import engine
+        import time
 
-        context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
-        result = engine.make_plan(context)
-        items = engine.drift_items(result.plan)
+        from dsrctl import engine, monitoring
+
+        run = monitoring.DriftRun(spec=os.path.abspath(spec), started=time.time(), duration=0.0)
+        clock = time.perf_counter()
+        try:
+            context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+            result = engine.make_plan(context)
+            run.items = engine.drift_items(result.plan)
+            if fix and run.items:
+                engine.apply(context, lambda planned: True, command="dsrctl drift --fix")
+                run.fixed = True
+        except DsrctlError as exc:
+            run.error = str(exc).replace("\n", " ")
+            run.duration = time.perf_counter() - clock
+            _report_drift(run, prometheus)
+            if nagios:
+                typer.echo(monitoring.nagios_line(run)[1])
+                return monitoring.NAGIOS_UNKNOWN
+            raise
+        run.duration = time.perf_counter() - clock
+        _report_drift(run, prometheus)
+        if nagios:
+            code, line = monitoring.nagios_line(run)
+            typer.echo(line)
+            return code
         if as_json:
             _print_json(
                 {
                     "format_version": 1,
                     "spec": context.spec.path,
-                    "in_sync": not items,
-                    "drift": items,
+                    "in_sync": not run.items,
+                    "fixed": run.fixed,
+                    "drift": run.items,
                     "notes": list(result.plan.notes),
                 }
             )
         else:
             from dsrctl.render import Output, render_drift
 
-            render_drift(Output(), items, result.plan, context.spec.path)
-        return EXIT_CHANGES if items else 0
+            out = Output()
+            render_drift(out, run.items, result.plan, context.spec.path)
+            if run.fixed:
+                out.line("fixed: the drift above was repaired and verified", "green")
+        return EXIT_CHANGES if run.items else 0
 
     raise typer.Exit(_run(ctx, body))
+
+
+def _report_drift(run: Any, prometheus: str | None) -> None:
+    from dsrctl import monitoring
+
+    severity, message = monitoring.drift_message(run)
+    monitoring.log(message, severity)
+    if prometheus is not None:
+        monitoring.write_prometheus(prometheus, run)
 
 
 @app.command()
@@ -316,10 +400,49 @@ def validate(
     raise typer.Exit(_run(ctx, body))
 
 
+@app.command()
+def capture(
+    ctx: typer.Context,
+    spec: SpecArg = DEFAULT_SPEC,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to save the capture.")
+    ] = "dsrctl-capture.json",
+) -> None:
+    """Windows: save the raw output of every read command, for `plan --from-capture`."""
+
+    def body() -> int:
+        from providers.base import detect_platform
+
+        options = _options(ctx)
+        if (options.platform or detect_platform()) != "windows":
+            raise DsrctlError(
+                "capture records netsh output: it runs on Windows hosts (or with --platform "
+                "windows); on Linux, run `dsrctl plan` where the change is reviewed"
+            )
+        from dsrctl.capture import capture as record
+
+        count, result = record(spec, options.state_dir, output)
+        typer.echo(f"Captured the output of {count} command(s) to {output}.")
+        typer.echo(f"{result.plan.summary()} Review it anywhere with:")
+        typer.echo(f"  dsrctl plan --from-capture {output} {spec}")
+        return 0
+
+    raise typer.Exit(_run(ctx, body))
+
+
 def main() -> None:
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
+    _usage_errors_exit_1()
     app()
+
+
+def _usage_errors_exit_1() -> None:
+    """A mistyped command line is an error (exit 1), never "changes pending" or "drift"
+    (exit 2, click's default for usage errors): cron and monitoring read these codes."""
+    from typer._click.exceptions import UsageError  # typer >= 0.26 vendors click
+
+    UsageError.exit_code = 1
 
 
 # The change-window commands live in their own module; importing it registers them.

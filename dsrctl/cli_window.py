@@ -205,3 +205,43 @@ def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
         return 0
 
     raise typer.Exit(_run(ctx, body))
+
+
+@app.command("install-timer")
+def install_timer(
+    ctx: typer.Context,
+    spec: Annotated[str, typer.Option("--spec", help="The spec drift checks.")] = (
+        "/etc/dsrctl/dsrctl.toml"
+    ),
+    every: Annotated[str, typer.Option("--every", help="Interval: 15min, 1h, ...")] = "15min",
+    delay: Annotated[
+        str, typer.Option("--delay", help="Random delay spreading a fleet's runs.")
+    ] = "5min",
+    prometheus: Annotated[
+        str | None, typer.Option("--prometheus", metavar="FILE", help="Textfile to write.")
+    ] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair drift on each run.")] = False,
+    cron: Annotated[bool, typer.Option("--cron", help="A cron.d file instead of systemd.")] = False,
+    root: Annotated[str, typer.Option("--root", help="Install under this root.")] = "/",
+) -> None:
+    """Schedule `dsrctl drift`: a systemd service and timer (or --cron, a cron.d file)."""
+
+    def body() -> int:
+        import shutil
+
+        from dsrctl.timer import DEFAULT_EXECUTABLE, TimerOptions, install
+
+        executable = shutil.which("dsrctl") or DEFAULT_EXECUTABLE
+        options = TimerOptions(
+            every=every,
+            spec=spec,
+            executable=executable,
+            prometheus=prometheus,
+            fix=fix,
+            delay=delay,
+        )
+        for line in install(options, root=root, cron=cron):
+            typer.echo(line)
+        return 0
+
+    raise typer.Exit(_run(ctx, body))

@@ -124,6 +124,9 @@ def confirm(state: StateDir, command: str) -> Pending:
             raise DsrctlError("no apply is waiting for confirmation")
         clear_pending(state, pending.txn)
         append_record(state.journal_file, pending.txn, "confirmed", target=pending.txn)
+        from dsrctl.monitoring import log
+
+        log(f"confirm: apply {pending.txn} confirmed; automatic revert cancelled", "notice")
         return pending
 
 

@@ -144,11 +144,16 @@ def apply(
                 verify=lambda: _verify(ctx),
                 undone_check=lambda: _differences_from(ctx, result),
             )
-        except BaseException:
+        except BaseException as exc:
             recovery.clear_inflight(ctx.state_dir, txn)
+            _log(f"apply {txn} failed: spec={ctx.spec.path} {exc}".replace("\n", "; "), "err")
             raise
         finally:
             journal.close()
+        _log(
+            f"apply {txn}: {applied} change(s) applied spec={os.path.abspath(ctx.spec.path)} "
+            f"sha256={ctx.spec.digest[:12]} user={recovery.current_user()}"
+        )
         _record_ownership(ctx, result)
         if dead is not None:
             _supersede(ctx, txn, dead.txn)
@@ -189,6 +194,12 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
                 count += 1
         ownership.save(state.ownership_file)
         return count
+
+
+def _log(message: str, severity: str = "notice") -> None:
+    from dsrctl.monitoring import log
+
+    log(message, severity)
 
 
 def _supersede(ctx: Context, by: str, dead: str) -> None:

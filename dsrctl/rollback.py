@@ -113,6 +113,7 @@ def execute_rollback(
 ) -> None:
     from dsrctl.confirm import clear_pending, read_pending
     from dsrctl.executor import execute, terminate_as_interrupt
+    from dsrctl.monitoring import log
     from dsrctl.recovery import current_user, mark_inflight
 
     steps = list(planned.plan.steps)
@@ -138,8 +139,16 @@ def execute_rollback(
             verify=lambda: _verify(provider, targets_wanted),
             undone_check=lambda: [],
         )
+    except BaseException as exc:
+        log(f"rollback {txn} failed: {exc}".replace("\n", "; "), "err")
+        raise
     finally:
         journal.close()
+    reverted = ", ".join(t.txn for t in planned.targets)
+    log(
+        f"rollback {txn}: reverted {reverted} ({len(steps)} step(s)) user={current_user()}",
+        "notice",
+    )
     for target in planned.targets:
         append_record(state.journal_file, txn, "reverted", target=target.txn)
     before = oldest.begin.get("ownership_before")

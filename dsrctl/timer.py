@@ -1,0 +1,154 @@
+"""`dsrctl install-timer`: schedule `dsrctl drift` with a systemd timer or cron.d.
+
+The files are rendered here and shipped, rendered with the defaults, in contrib/ (a test
+keeps the two identical). Runs never overlap: systemd does not start a oneshot service
+that is still running, and the cron line runs under `flock -n`. A randomised delay
+spreads a fleet's checks so that they do not all hit monitoring at the same second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from dsrctl.errors import DsrctlError
+from state.statedir import write_atomic
+
+SERVICE = "dsrctl-drift.service"
+TIMER = "dsrctl-drift.timer"
+CRON_FILE = "etc/cron.d/dsrctl"
+UNIT_DIR = "etc/systemd/system"
+WANTS_DIR = "etc/systemd/system/timers.target.wants"
+DEFAULT_EXECUTABLE = "/usr/local/bin/dsrctl"
+DEFAULT_SPEC = "/etc/dsrctl/dsrctl.toml"
+_INTERVAL = re.compile(r"^([1-9][0-9]*)(min|h)$")
+
+
+@dataclass(frozen=True)
+class TimerOptions:
+    every: str = "15min"
+    spec: str = DEFAULT_SPEC
+    executable: str = DEFAULT_EXECUTABLE
+    prometheus: str | None = None
+    fix: bool = False
+    delay: str = "5min"
+
+    def command(self) -> str:
+        words = [self.executable, "drift"]
+        if self.prometheus:
+            words += ["--prometheus", self.prometheus]
+        if self.fix:
+            words.append("--fix")
+        words.append(self.spec)
+        return shlex.join(words)
+
+
+def interval_minutes(text: str) -> int:
+    match = _INTERVAL.match(text)
+    if match is None:
+        raise DsrctlError(f"--every {text!r}: give minutes or hours, such as 15min or 1h")
+    value = int(match.group(1))
+    return value * 60 if match.group(2) == "h" else value
+
+
+def service_unit(options: TimerOptions) -> str:
+    return f"""\
+# Installed by `dsrctl install-timer`.
+[Unit]
+Description=dsrctl drift check of the DSR real-server configuration
+After=network.target
+
+[Service]
+Type=oneshot
+ExecStart={options.command()}
+# Exit 2 means "drift found": a result, reported through syslog and metrics, not a failure
+# of the unit. Exit 1 (the check itself failed) marks the unit failed.
+SuccessExitStatus=2
+Nice=10
+"""
+
+
+def timer_unit(options: TimerOptions) -> str:
+    interval_minutes(options.every)
+    interval_minutes(options.delay)
+    return f"""\
+# Installed by `dsrctl install-timer`.
+[Unit]
+Description=Run dsrctl drift every {options.every}
+
+[Timer]
+OnBootSec=2min
+OnUnitActiveSec={options.every}
+# Spread a fleet's checks; a run still in progress is never started twice.
+RandomizedDelaySec={options.delay}
+AccuracySec=1min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def cron_file(options: TimerOptions) -> str:
+    minutes = interval_minutes(options.every)
+    delay = interval_minutes(options.delay) * 60
+    if minutes < 60:
+        schedule = f"*/{minutes} * * * *"
+    elif minutes % 60 == 0 and minutes < 24 * 60:
+        schedule = f"0 */{minutes // 60} * * *"
+    else:
+        raise DsrctlError(f"--every {options.every}: cron takes whole hours below a day")
+    inner = f"sleep $(shuf -i 0-{delay} -n 1); {options.command()}"
+    return f"""\
+# Installed by `dsrctl install-timer --cron`: dsrctl drift every {options.every}.
+# flock -n skips a run while the previous one still holds the lock: runs never overlap.
+SHELL=/bin/sh
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+{schedule} root flock -n /run/lock/dsrctl-drift.lock sh -c {shlex.quote(inner)} >/dev/null 2>&1
+"""
+
+
+def install(options: TimerOptions, root: str = "/", cron: bool = False) -> list[str]:
+    """Write the files under ``root``; returns what was done, a line each."""
+    done: list[str] = []
+    if cron:
+        done.append(_write(os.path.join(root, CRON_FILE), cron_file(options)))
+        return done
+    unit_dir = os.path.join(root, UNIT_DIR)
+    done.append(_write(os.path.join(unit_dir, SERVICE), service_unit(options)))
+    done.append(_write(os.path.join(unit_dir, TIMER), timer_unit(options)))
+    wants = os.path.join(root, WANTS_DIR)
+    os.makedirs(wants, mode=0o755, exist_ok=True)
+    link = os.path.join(wants, TIMER)
+    target = os.path.join("/", UNIT_DIR, TIMER)
+    if os.path.islink(link) and os.readlink(link) == target:
+        done.append(f"unchanged {link}")
+    else:
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(target, link)
+        done.append(f"enabled {TIMER} ({link} -> {target})")
+    if os.path.realpath(root) == "/" and os.path.isdir("/run/systemd/system"):
+        systemctl = shutil.which("systemctl") or "systemctl"
+        for args in (["daemon-reload"], ["start", TIMER]):
+            result = subprocess.run([systemctl, *args], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise DsrctlError(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
+        done.append(f"systemctl daemon-reload; systemctl start {TIMER}")
+    return done
+
+
+def _write(path: str, text: str) -> str:
+    data = text.encode()
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == data:
+                return f"unchanged {path}"
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    write_atomic(path, data, 0o644)
+    return f"wrote {path}"
