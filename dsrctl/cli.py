@@ -108,6 +108,20 @@ def _run(ctx: typer.Context, body: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def ask_yes(question: str, verb: str, auto_approve: bool) -> bool:
+    """Terraform's habit: only "yes" proceeds; unattended runs need --auto-approve."""
+    if auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        from dsrctl.errors import AbortedByUser
+
+        raise AbortedByUser(
+            f"refusing to {verb} unattended without --auto-approve; nothing was changed"
+        )
+    answer = typer.prompt(f"\n{question} Only 'yes' is accepted", default="", show_default=False)
+    return bool(answer.strip() == "yes")
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
@@ -190,7 +204,6 @@ def apply(
 
     def body() -> int:
         from dsrctl import engine
-        from dsrctl.errors import AbortedByUser
         from dsrctl.plan import Plan
         from dsrctl.render import Output, render_plan
         from dsrctl.savedplan import load_saved
@@ -204,16 +217,7 @@ def apply(
 
         def confirm(planned: Plan) -> bool:
             render_plan(out, planned, context.spec.path)
-            if auto_approve:
-                return True
-            if not sys.stdin.isatty():
-                raise AbortedByUser(
-                    "refusing to apply unattended without --auto-approve; nothing was changed"
-                )
-            answer = typer.prompt(
-                "\nApply these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return bool(answer.strip() == "yes")
+            return ask_yes("Apply these changes?", "apply", auto_approve)
 
         outcome = engine.apply(
             context,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from dsrctl.cli import JsonOpt, _options, _print_json, _run, app
+from dsrctl.cli import JsonOpt, _options, _print_json, _run, app, ask_yes
 
 
 @app.command()
@@ -45,7 +45,6 @@ def rollback(
     """Undo the last apply (or --to ID) from the journal, restoring the values seen before it."""
 
     def body() -> int:
-        from dsrctl.errors import AbortedByUser
         from dsrctl.render import Output, render_plan
         from dsrctl.rollback import RollbackPlan, plan_rollback, run_rollback
         from providers.base import get_provider
@@ -61,16 +60,7 @@ def rollback(
 
         def ask(planned: RollbackPlan) -> bool:
             render_plan(out, planned.plan, state.journal_file, heading="rollback")
-            if auto_approve:
-                return True
-            if not sys.stdin.isatty():
-                raise AbortedByUser(
-                    "refusing to roll back unattended without --auto-approve; nothing was changed"
-                )
-            answer = typer.prompt(
-                "\nRoll back these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return bool(answer.strip() == "yes")
+            return ask_yes("Roll back these changes?", "roll back", auto_approve)
 
         planned = run_rollback(
             state,
