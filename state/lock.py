@@ -1,16 +1,16 @@
 """An exclusive, non-blocking lock so that two applies never interleave.
 
-flock(2) on ``<state-dir>/lock``: the kernel drops it when the holder dies, so a crashed
-run never leaves a stale lock. The holder writes who it is into the file so that the
-second run can name it.
+flock(2) on ``<state-dir>/lock`` (on Windows, msvcrt's byte-range lock far past the end
+of the text): the kernel drops it when the holder dies, so a crashed run never leaves a
+stale lock. The holder writes who it is into the file so that the second run can name it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
+import sys
 import time
 from types import TracebackType
 
@@ -31,15 +31,15 @@ class ApplyLock:
         except OSError as exc:
             raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _try_lock(fd)
+        except (BlockingIOError, PermissionError):
             holder = _describe_holder(fd)
             os.close(fd)
             raise LockError(
                 f"another dsrctl run holds the lock {self.path}: {holder}; wait for it to finish"
             ) from None
         # A holder that exits normally truncates the file; one that died did not.
-        left = os.pread(fd, 4096, 0)
+        left = _read_start(fd)
         if left.strip():
             self.recovered = (
                 "recovered the lock left by a dsrctl run that died: "
@@ -53,13 +53,13 @@ class ApplyLock:
             "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        _write_start(fd, (json.dumps(info) + "\n").encode())
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            _unlock(self._fd)
             os.close(self._fd)
             self._fd = None
 
@@ -78,7 +78,7 @@ class ApplyLock:
 
 def _describe_holder(fd: int) -> str:
     try:
-        raw = os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
+        raw = _read_start(fd).decode("utf-8", errors="replace")
         info = json.loads(raw)
         return (
             f"pid {info.get('pid')} on {info.get('host')} running "
@@ -86,3 +86,42 @@ def _describe_holder(fd: int) -> str:
         )
     except (OSError, ValueError, AttributeError):
         return "holder unknown (the lock file names nobody yet)"
+
+
+# The lock byte sits far past the holder text, so that readers on Windows (where locks
+# are mandatory) can still read who holds it.
+_LOCK_OFFSET = 1 << 20
+
+
+def _try_lock(fd: int) -> None:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock(fd: int) -> None:
+    if sys.platform == "win32":  # pragma: no cover
+        import msvcrt
+
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _read_start(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 4096)
+
+
+def _write_start(fd: int, data: bytes) -> None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
