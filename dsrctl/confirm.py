@@ -87,6 +87,8 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
     import sys
 
     log = open(os.path.join(state.path, "watchdog.log"), "ab")  # noqa: SIM115 - child keeps it
+    # Windows has no sessions: a detached process in its own group outlives the console.
+    flags = 0x00000008 | 0x00000200 if sys.platform == "win32" else 0
     try:
         child = subprocess.Popen(
             [
@@ -105,6 +107,7 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
             stderr=log,
             start_new_session=True,  # its own session: a hang-up of ours never reaches it
             close_fds=True,
+            creationflags=flags,
         )
     finally:
         log.close()

@@ -23,6 +23,10 @@ class Terminated(BaseException):
     """SIGTERM or SIGHUP arrived during apply: roll back, then exit."""
 
 
+# SIGHUP does not exist on Windows.
+_STOP_SIGNALS = tuple(name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def terminate_as_interrupt() -> None:
     """Turn SIGTERM/SIGHUP into an exception so that a stopped apply still rolls back.
 
@@ -31,12 +35,12 @@ def terminate_as_interrupt() -> None:
 
     def handler(signum: int, frame: object) -> None:
         # Ignore further signals while the rollback runs.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for name in _STOP_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
         raise Terminated(f"stopped by {signal.Signals(signum).name}")
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    for name in _STOP_SIGNALS:
+        signal.signal(getattr(signal, name), handler)
 
 
 def group_steps(steps: tuple[Step, ...] | list[Step]) -> list[list[Step]]:

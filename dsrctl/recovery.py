@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ class Inflight:
     def alive(self) -> bool:
         if self.boot_id != boot_id():
             return False
+        if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would kill it there
+            return _windows_process_alive(self.pid)
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -45,6 +48,19 @@ class Inflight:
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
         return f"{self.kind} {self.txn} ('{self.command}', pid {self.pid}, started {when})"
+
+
+def _windows_process_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    kernel32.CloseHandle(handle)
+    return code.value == 259  # STILL_ACTIVE
 
 
 def current_user() -> str:
