@@ -19,6 +19,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.netns)
 
 
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter files it under "skipped"
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if REQUIRE_NETNS and report.skipped and "netns" in report.keywords:
         # Turn the skip into a failure so that CI cannot pass without the kernel tests.
