@@ -30,10 +30,13 @@ class Imported:
 
 def import_linux(provider: Any, interface: str = "lo", spec_path: str = "") -> Imported:
     from dsrctl.desired import build_desired
+    from dsrctl.errors import DsrctlError
     from providers.linux.addresses import read_interfaces
 
     notes: list[str] = []
-    _, found = read_interfaces([interface])
+    links, found = read_interfaces([interface])
+    if interface not in links:
+        raise DsrctlError(f"interface {interface} does not exist on this host (--interface)")
     vips: list[dict[str, Any]] = []
     for state in sorted(found.get(interface, {}).values(), key=lambda a: (a.version, a.address)):
         address = ipaddress.ip_address(state.address)

@@ -81,34 +81,41 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Past applies and rollbacks: time, user, spec digest, result."""
 
     def body() -> int:
+        from dsrctl.confirm import read_pending
         from dsrctl.recovery import read_inflight
         from state.journal import transactions
         from state.statedir import StateDir
 
         state = StateDir(_options(ctx).state_dir)
         inflight = read_inflight(state)
+        pending = read_pending(state)
         rows = []
         for txn in transactions(state.journal_file):
-            result = txn.result or "unfinished"
-            if txn.result is None and inflight is not None and inflight.txn == txn.txn:
-                result = "running" if inflight.alive() else "unfinished"
-            if txn.reverted_by:
-                result += f", reverted by {txn.reverted_by}"
-            if txn.superseded_by:
-                result += f", superseded by {txn.superseded_by}"
-            if txn.confirmed:
-                result += ", confirmed"
+            result = txn.result
+            if result is None:
+                alive = inflight is not None and inflight.txn == txn.txn and inflight.alive()
+                result = "running" if alive else "unfinished"
+            elif txn.kind == "rollback" and result == "applied":
+                result = "done"
+            command = str(txn.begin.get("command", ""))
+            automatic = command.startswith("dsrctl revert-unless-confirmed")
+            until = pending.deadline if pending is not None and pending.txn == txn.txn else None
             rows.append(
                 {
                     "id": txn.txn,
-                    "kind": txn.kind,
-                    "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(txn.started)),
+                    "kind": "automatic revert" if automatic else txn.kind,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(txn.started)),
                     "user": txn.begin.get("user", ""),
+                    "command": command,
                     "spec": txn.begin.get("spec", ""),
                     "spec_sha256": txn.begin.get("spec_sha256", ""),
                     "steps": len(txn.steps()),
                     "result": result,
                     "reverts": txn.begin.get("reverts", []),
+                    "reverted_by": txn.reverted_by,
+                    "superseded_by": txn.superseded_by,
+                    "confirmed": txn.confirmed,
+                    "waiting_for_confirmation_until": until,
                 }
             )
         if as_json:
@@ -118,9 +125,21 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             typer.echo("No applies or rollbacks recorded yet.")
         for row in rows:
             digest = str(row["spec_sha256"])[:12] or "-"
+            extra = ""
+            if row["reverts"]:
+                extra += f", reverts {', '.join(row['reverts'])}"
+            if row["reverted_by"]:
+                extra += f", reverted by {row['reverted_by']}"
+            if row["superseded_by"]:
+                extra += f", converged by {row['superseded_by']}"
+            if row["confirmed"]:
+                extra += ", confirmed"
+            if row["waiting_for_confirmation_until"]:
+                deadline = time.localtime(row["waiting_for_confirmation_until"])
+                extra += f", waiting for confirmation until {time.strftime('%H:%M:%S', deadline)}"
             typer.echo(
                 f"{row['id']}  {row['time']}  {row['kind']:<8}  {row['user']}  "
-                f"spec {digest}  {row['steps']} step(s)  {row['result']}"
+                f"spec {digest}  {row['steps']} step(s)  {row['result']}{extra}"
             )
         return 0
 
@@ -153,10 +172,14 @@ def import_(
         if provider.platform != "linux":
             raise DsrctlError(f"import is not available on {provider.platform} yet")
         spec_path = os.path.abspath(out) if out else "/etc/dsrctl/dsrctl.toml"
-        imported = import_linux(provider, interface, spec_path)
-        text = render_toml(imported)
         if out and os.path.exists(out):
             raise DsrctlError(f"{out} exists; remove it or choose another --out")
+        if out and not os.path.isdir(os.path.dirname(spec_path)):
+            raise DsrctlError(
+                f"cannot write {out}: directory {os.path.dirname(spec_path)} does not exist"
+            )
+        imported = import_linux(provider, interface, spec_path)
+        text = render_toml(imported)
         adopted = None
         if adopt:
             from dsrctl.engine import adopt_spec

@@ -22,7 +22,7 @@ from dsrctl.errors import DsrctlError, LockError, StateError
 from state.statedir import StateDir, write_atomic
 
 POLL_SECONDS = 0.25
-LOCK_RETRY_SECONDS = 60.0
+LOCK_REPORT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class Pending:
     deadline: float
     watchdog_pid: int
     platform: str
+    watchdog: str = ""  # boot id and process token: tells a dead or reused pid apart
+
+    def watchdog_alive(self) -> bool:
+        from dsrctl.recovery import boot_id, process_alive
+
+        boot, _, token = self.watchdog.partition("/")
+        return boot == boot_id() and process_alive(self.watchdog_pid, token)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.deadline))
@@ -50,6 +57,7 @@ def read_pending(state: StateDir) -> Pending | None:
         deadline=float(data["deadline"]),
         watchdog_pid=int(data.get("watchdog_pid", 0)),
         platform=str(data.get("platform", "linux")),
+        watchdog=str(data.get("watchdog", "")),
     )
 
 
@@ -59,6 +67,7 @@ def write_pending(state: StateDir, pending: Pending) -> None:
         "deadline": pending.deadline,
         "watchdog_pid": pending.watchdog_pid,
         "platform": pending.platform,
+        "watchdog": pending.watchdog,
     }
     write_atomic(state.pending_file, json.dumps(data).encode() + b"\n", 0o600)
 
@@ -73,8 +82,14 @@ def pending_note(state: StateDir) -> str | None:
     pending = read_pending(state)
     if pending is None:
         return None
-    if time.time() < pending.deadline:
+    if pending.watchdog_alive():
         return pending.describe()
+    if time.time() < pending.deadline:
+        return (
+            f"apply {pending.txn} is waiting for `dsrctl confirm`, but its watchdog is gone "
+            "(a reboot?): no automatic revert will come; run `dsrctl confirm` or "
+            "`dsrctl rollback`"
+        )
     return (
         f"apply {pending.txn} was never confirmed and its automatic revert did not run "
         "(the watchdog is gone, e.g. after a reboot): run `dsrctl rollback` or `dsrctl confirm`"
@@ -86,7 +101,9 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
     import subprocess
     import sys
 
-    log = open(os.path.join(state.path, "watchdog.log"), "ab")  # noqa: SIM115 - child keeps it
+    log_path = os.path.join(state.path, "watchdog.log")
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
+    os.chmod(log_path, 0o600)
     # Windows has no sessions: a detached process in its own group outlives the console.
     flags = 0x00000008 | 0x00000200 if sys.platform == "win32" else 0
     try:
@@ -111,7 +128,15 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
         )
     finally:
         log.close()
-    pending = Pending(txn=txn, deadline=deadline, watchdog_pid=child.pid, platform=platform)
+    from dsrctl.recovery import boot_id, process_token
+
+    pending = Pending(
+        txn=txn,
+        deadline=deadline,
+        watchdog_pid=child.pid,
+        platform=platform,
+        watchdog=f"{boot_id()}/{process_token(child.pid)}",
+    )
     write_pending(state, pending)
     return pending
 
@@ -133,6 +158,17 @@ def confirm(state: StateDir, command: str) -> Pending:
         return pending
 
 
+def _say(txn: str, message: str) -> None:
+    """A timestamped line in watchdog.log (the watchdog's stderr) and in syslog."""
+    import sys
+
+    from dsrctl.monitoring import log
+
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {txn}: {message}\n")
+    sys.stderr.flush()
+    log(f"watchdog for apply {txn}: {message}", "warning")
+
+
 def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
     """The watchdog's body: wait for the deadline, then roll back if still unconfirmed."""
     from providers.base import get_provider
@@ -147,15 +183,21 @@ def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
             break
         time.sleep(min(POLL_SECONDS, remaining))
     command = f"dsrctl revert-unless-confirmed {txn}"
-    give_up = time.monotonic() + LOCK_RETRY_SECONDS
+    # Wait for the lock as long as it takes (an operator's rollback prompt, say): giving up
+    # would leave an unconfirmed change in place. Say so now and then.
+    next_report = time.monotonic()
     while True:
         try:
             lock = ApplyLock(state.lock_file, command)
             lock.acquire()
             break
-        except LockError:
-            if time.monotonic() > give_up:
-                raise
+        except LockError as exc:
+            if time.monotonic() >= next_report:
+                _say(txn, f"deadline passed; waiting for the lock: {exc}")
+                next_report = time.monotonic() + LOCK_REPORT_SECONDS
+            pending = read_pending(state)
+            if pending is None or pending.txn != txn:
+                return "confirmed or rolled back while waiting for the lock; nothing to do"
             time.sleep(POLL_SECONDS)
     try:
         pending = read_pending(state)
@@ -163,8 +205,12 @@ def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
             return "confirmed at the last moment; nothing to do"
         from dsrctl.rollback import execute_rollback, plan_rollback
 
-        planned = plan_rollback(state, to=txn)
-        execute_rollback(state, get_provider(platform), planned, command)
+        try:
+            planned = plan_rollback(state, to=txn, locked=True)
+            execute_rollback(state, get_provider(platform), planned, command)
+        except DsrctlError as exc:
+            _say(txn, f"automatic revert FAILED: {exc}")
+            raise
         clear_pending(state, txn)
         return f"not confirmed by the deadline: rolled back {txn}"
     finally:

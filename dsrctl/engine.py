@@ -86,22 +86,22 @@ def apply(
 ) -> ApplyOutcome:
     """Apply the spec (or a saved plan of it) under the lock; roll back on any failure."""
     from dsrctl import recovery
-    from dsrctl.confirm import read_pending
+    from dsrctl.confirm import pending_note
 
     ctx.provider.check_privileges()
     ctx.state_dir.ensure()
     with ApplyLock(ctx.state_dir.lock_file, command) as lock:
         notes = [lock.recovered] if lock.recovered else []
-        pending = read_pending(ctx.state_dir)
-        if pending is not None:
+        waiting = pending_note(ctx.state_dir)
+        if waiting is not None:
             raise DsrctlError(
-                f"{pending.describe()}: confirm it (`dsrctl confirm`) or roll it back "
+                f"{waiting}; confirm it (`dsrctl confirm`) or roll it back "
                 "(`dsrctl rollback`) before the next apply"
             )
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
         ctx.notes = []
-        dead = recovery.unfinished(ctx.state_dir)
+        dead = recovery.unfinished(ctx.state_dir, locked=True)
         if dead is not None:
             dead_txn = recovery.find_transaction(ctx.state_dir, dead.txn)
             if dead_txn is not None:
@@ -116,7 +116,12 @@ def apply(
         if plan.empty:
             _record_ownership(ctx, result)
             if dead is not None:
-                _supersede(ctx, dead.txn, dead.txn)
+                # Everything the dead run set out to do is in effect: it is complete, and
+                # `dsrctl rollback` can undo it like any apply.
+                append_record(
+                    ctx.state_dir.journal_file, dead.txn, "end", result="applied", recovered=True
+                )
+                recovery.clear_inflight(ctx.state_dir, dead.txn)
             return ApplyOutcome(plan, 0, notes=notes)
         if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")

@@ -58,15 +58,25 @@ class ApplyFailed(DsrctlError):
     Rollback that fails is reported next to the original error, never instead of it.
     """
 
-    def __init__(self, original: BaseException, rollback_errors: list[str], undone: int) -> None:
+    def __init__(
+        self,
+        original: BaseException,
+        rollback_errors: list[str],
+        undone: int,
+        action: str = "apply",
+    ) -> None:
         self.original = original
         self.rollback_errors = rollback_errors
         self.undone = undone
         if rollback_errors:
             rb = f"rollback FAILED ({len(rollback_errors)} error(s)): " + "; ".join(rollback_errors)
         else:
-            rb = f"rolled back {undone} completed step(s); the host is as it was before apply"
-        super().__init__(f"apply failed: {original}\n{rb}")
+            rb = f"rolled back {undone} completed step(s); the host is as it was before {action}"
+        reason = str(original) or _INTERRUPTS.get(type(original).__name__, type(original).__name__)
+        super().__init__(f"{action} failed: {reason}\n{rb}")
+
+
+_INTERRUPTS = {"KeyboardInterrupt": "interrupted (Ctrl-C)"}
 
 
 class AbortedByUser(DsrctlError):

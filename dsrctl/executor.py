@@ -78,6 +78,7 @@ def execute(
     journal: Journal,
     verify: Callable[[], None],
     undone_check: Callable[[], list[str]],
+    action: str = "apply",
 ) -> int:
     """Run every step, then ``verify()``. On any failure, roll back and raise ApplyFailed.
 
@@ -117,7 +118,7 @@ def execute(
             rollback_errors = undone_check()
         result = "rollback-failed" if rollback_errors else "rolled-back"
         journal.write("end", result=result, errors=rollback_errors)
-        raise ApplyFailed(exc, rollback_errors, completed_count) from exc
+        raise ApplyFailed(exc, rollback_errors, completed_count, action) from exc
     journal.write("end", result="applied", steps=len(plan.steps))
     return len(plan.steps)
 

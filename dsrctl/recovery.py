@@ -31,23 +31,41 @@ class Inflight:
     boot_id: str
     started: float
     command: str
+    process: str = ""  # process_token() of the writer: tells a reused pid apart
 
     def alive(self) -> bool:
-        if self.boot_id != boot_id():
-            return False
-        if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would kill it there
-            return _windows_process_alive(self.pid)
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.boot_id == boot_id() and process_alive(self.pid, self.process)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
         return f"{self.kind} {self.txn} ('{self.command}', pid {self.pid}, started {when})"
+
+
+def process_token(pid: int) -> str:
+    """The kernel's start time of ``pid`` (in clock ticks since boot), or "" if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    # fields[0] is the state (field 3 of stat); the start time is field 22.
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_alive(pid: int, token: str = "") -> bool:
+    """Is ``pid`` still the process that wrote ``token``? A zombie is not alive."""
+    if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would kill it there
+        return _windows_process_alive(pid)
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True  # cannot tell: assume it runs, never undo a live run's work
+    if fields[0] in ("Z", "X"):
+        return False
+    return not token or (len(fields) > 19 and fields[19] == token)
 
 
 def _windows_process_alive(pid: int) -> bool:  # pragma: no cover - Windows only
@@ -91,6 +109,7 @@ def mark_inflight(state: StateDir, txn: str, kind: str, command: str) -> None:
         "boot_id": boot_id(),
         "started": time.time(),
         "command": command,
+        "process": process_token(os.getpid()),
     }
     write_atomic(state.inflight_file, json.dumps(record).encode() + b"\n", 0o600)
 
@@ -118,13 +137,18 @@ def read_inflight(state: StateDir) -> Inflight | None:
         boot_id=str(data.get("boot_id", "")),
         started=float(data.get("started", 0)),
         command=str(data.get("command", "")),
+        process=str(data.get("process", "")),
     )
 
 
-def unfinished(state: StateDir) -> Inflight | None:
-    """The transaction that died halfway, if any (not one that is still running)."""
+def unfinished(state: StateDir, locked: bool = False) -> Inflight | None:
+    """The transaction that died halfway, if any (not one that is still running).
+
+    ``locked``: the caller holds the apply lock. Every run that writes the marker holds
+    the lock while it runs, so a marker seen under the lock belongs to a dead run.
+    """
     current = read_inflight(state)
-    if current is None or current.alive():
+    if current is None or (not locked and current.alive()):
         return None
     return current
 
@@ -133,6 +157,11 @@ def unfinished_note(state: StateDir) -> str | None:
     dead = unfinished(state)
     if dead is None:
         return None
+    if dead.kind == "rollback":
+        return (
+            f"an unfinished {dead.describe()} was interrupted; run `dsrctl rollback` again "
+            "to finish it"
+        )
     return (
         f"an unfinished {dead.describe()} was interrupted; "
         "`dsrctl rollback` restores the state before it, `dsrctl apply` converges from here"

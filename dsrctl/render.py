@@ -145,5 +145,29 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
                 f"{k}={v}" for k, v in address.items() if k not in ("address", "prefix")
             )
             out.line(f"    {address['address']}/{address['prefix']}  {extra}")
+    persistence = report.get("persistence")
+    if persistence:
+        render_persistence(out, persistence)
     for key, value in report.get("dsrctl", {}).items():
-        out.line(f"dsrctl {key}: {value}")
+        if key == "notes":
+            for note in value:
+                out.line(f"! {note}", "yellow")
+        elif isinstance(value, list):
+            out.line(f"dsrctl {key}: {', '.join(map(str, value)) or '-'}")
+        else:
+            out.line(f"dsrctl {key}: {value}")
+
+
+def render_persistence(out: Output, report: dict[str, Any]) -> None:
+    """Who configures the interface at boot (providers.linux.persist.detect)."""
+    interface, root = report["interface"], report["root"]
+    out.line(f"boot configuration of {interface} (under {root}):", "bold")
+    for claim in report["claims"]:
+        state = "active" if claim["active"] else f"ignored: {claim['inactive_reason']}"
+        out.line(f"  {claim['backend']}: {claim['path']} ({claim['detail']}) [{state}]")
+    if not report["claims"]:
+        out.line(f"  no tool configures {interface}")
+    choice = report["auto"] or "refuses to choose"
+    out.line(f"  linux.persist.addresses = 'auto' -> {choice}: {report['auto_reason']}")
+    for note in report["notes"]:
+        out.line(f"  ! {note}", "yellow")

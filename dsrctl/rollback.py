@@ -48,10 +48,19 @@ def revertable(txn: Transaction, running: str | None) -> bool:
     )
 
 
-def plan_rollback(state: StateDir, to: str | None = None) -> RollbackPlan:
+def plan_rollback(state: StateDir, to: str | None = None, locked: bool = False) -> RollbackPlan:
+    """Which applies to undo, and the inverse steps, newest first.
+
+    An apply that died and was later converged over ("superseded") is undone together with
+    the apply that converged over it: its changes are in effect as part of that one.
+    """
     inflight = read_inflight(state)
-    running = inflight.txn if inflight is not None and inflight.alive() else None
+    alive = inflight is not None and not locked and inflight.alive()
+    running = inflight.txn if inflight is not None and alive else None
     history = transactions(state.journal_file)
+    by_id = {t.txn: t for t in history}
+    if to is not None and to in by_id and by_id[to].superseded_by in by_id:
+        to = by_id[to].superseded_by
     candidates = [t for t in reversed(history) if revertable(t, running)]
     if to is None:
         if not candidates:
@@ -66,6 +75,12 @@ def plan_rollback(state: StateDir, to: str | None = None) -> RollbackPlan:
             why = "no such transaction" if known is None else _why_not(known)
             raise DsrctlError(f"cannot roll back to {to}: {why} (see `dsrctl history`)")
         targets = candidates[: ids.index(to) + 1]
+    expanded: list[Transaction] = []
+    for txn in targets:
+        expanded.append(txn)
+        dead = [t for t in history if t.superseded_by == txn.txn and t.reverted_by is None]
+        expanded.extend(sorted(dead, key=lambda t: t.started, reverse=True))
+    targets = expanded
     steps: list[Step] = []
     for txn in targets:
         forward = [step_from_record(record) for record in txn.steps()]
@@ -77,6 +92,8 @@ def plan_rollback(state: StateDir, to: str | None = None) -> RollbackPlan:
 def _why_not(txn: Transaction) -> str:
     if txn.reverted_by:
         return f"it was already rolled back by {txn.reverted_by}"
+    if txn.result is None:
+        return "it is still running"
     if txn.kind != "apply":
         return f"it is a {txn.kind}, not an apply"
     if txn.result == "rolled-back":
@@ -99,7 +116,7 @@ def run_rollback(
     provider.check_privileges()
     state.ensure()
     with ApplyLock(state.lock_file, command) as lock:
-        planned = plan_rollback(state, to)
+        planned = plan_rollback(state, to, locked=True)
         if lock.recovered:
             planned.plan = Plan(planned.plan.steps, (lock.recovered, *planned.plan.notes))
         if not confirm(planned):
@@ -138,6 +155,7 @@ def execute_rollback(
             journal,
             verify=lambda: _verify(provider, targets_wanted),
             undone_check=lambda: [],
+            action="rollback",
         )
     except BaseException as exc:
         log(f"rollback {txn} failed: {exc}".replace("\n", "; "), "err")

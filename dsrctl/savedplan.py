@@ -79,7 +79,7 @@ def check_saved(saved: dict[str, Any], spec_digest: str, result: PlanResult, pat
         then: dict[str, Any] = saved.get("observed", {})
         now = result.have_plain
         changed = [
-            f"{resource} (was {then.get(resource)!r}, now {now.get(resource)!r})"
+            f"{resource} (was {_shown(then.get(resource))}, now {_shown(now.get(resource))})"
             for resource in sorted(set(then) | set(now))
             if then.get(resource) != now.get(resource)
         ]
@@ -94,3 +94,9 @@ def check_saved(saved: dict[str, Any], spec_digest: str, result: PlanResult, pat
             f"saved plan {path} is stale: the plan dsrctl makes now differs from the saved "
             "one (the ownership records changed?); make a new plan"
         )
+
+
+def _shown(value: Any) -> str:
+    from dsrctl.errors import toml_literal
+
+    return "absent" if value is None else toml_literal(value)

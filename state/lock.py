@@ -42,9 +42,7 @@ class ApplyLock:
         left = _read_start(fd)
         if left.strip():
             self.recovered = (
-                "recovered the lock left by a dsrctl run that died: "
-                + _describe_holder(fd)
-                + "; check `dsrctl history` for an unfinished apply"
+                "recovered the lock left by a dsrctl run that died: " + _describe_holder(fd)
             )
         info = {
             "pid": os.getpid(),

@@ -108,12 +108,50 @@ def test_apply_after_a_crash_converges_and_remembers_what_the_dead_run_added(
     applied = netns.dsrctl("apply", "--auto-approve", str(spec))
     assert applied.returncode == 0, applied.stderr
     assert "converging over the unfinished apply" in applied.stdout
-    assert "superseded by" in netns.dsrctl("history").stdout
+    assert "unfinished, converged by" in netns.dsrctl("history").stdout
     # The VIPs the dead run added count as dsrctl's: dropping them from the spec removes them.
     smaller = write_spec(netns, 'version = 1\n[[vip]]\naddress = "198.18.0.1"\n')
     plan = netns.dsrctl("plan", str(smaller)).stdout
     assert "- address 192.0.2.100/32 on lo" in plan
     assert "- address 2001:db8::100/128 on lo" in plan
+
+
+def test_rollback_of_a_converging_apply_also_undoes_the_dead_run(netns: Netns) -> None:
+    """Never leave a VIP on lo with ARP relaxed: the dead run's VIP goes back out too."""
+    first = write_spec(netns, 'version = 1\n[[vip]]\naddress = "192.0.2.100"\n')
+    before = snapshot(netns)
+    assert netns.dsrctl("apply", "--auto-approve", str(first)).returncode == 0
+    first_id = json.loads(netns.dsrctl("history", "--json").stdout)["transactions"][0]["id"]
+    second = write_spec(
+        netns, 'version = 1\n[[vip]]\naddress = "192.0.2.100"\n[[vip]]\naddress = "192.0.2.101"\n'
+    )
+    proc = start_apply(netns, "--auto-approve", str(second), pause=0)  # VIP added, then killed
+    try:
+        wait_for_pause(proc)
+    finally:
+        kill_group(proc)
+    assert "192.0.2.101/32" in netns.addresses()
+    assert netns.dsrctl("apply", "--auto-approve", str(second)).returncode == 0
+    rolled = netns.dsrctl("rollback", "--auto-approve", "--to", first_id)
+    assert rolled.returncode == 0, rolled.stderr
+    assert snapshot(netns) == before
+    assert "192.0.2.101" not in netns.addresses()
+
+
+def test_an_apply_killed_after_its_last_step_can_still_be_rolled_back(netns: Netns) -> None:
+    spec = write_spec(netns, SPEC)
+    before = snapshot(netns)
+    proc = start_apply(netns, "--auto-approve", str(spec), pause=3)
+    try:
+        wait_for_pause(proc)
+    finally:
+        kill_group(proc)
+    converged = netns.dsrctl("apply", "--auto-approve", str(spec))
+    assert "No changes" in converged.stdout
+    rows = json.loads(netns.dsrctl("history", "--json").stdout)["transactions"]
+    assert rows[-1]["result"] == "applied"
+    assert netns.dsrctl("rollback", "--auto-approve").returncode == 0
+    assert snapshot(netns) == before
 
 
 def test_saved_plan_applies_exactly_and_refuses_when_stale(netns: Netns) -> None:

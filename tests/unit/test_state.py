@@ -125,3 +125,23 @@ def test_state_dir_is_created_private(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match="cannot create state directory"):
         StateDir(str(blocker / "state")).ensure()
+
+
+def test_a_dead_or_zombie_or_reused_pid_is_not_alive() -> None:
+    import time
+
+    from dsrctl.recovery import process_alive, process_token
+
+    assert process_alive(os.getpid(), process_token(os.getpid()))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # exited but not reaped: a zombie
+        with open(f"/proc/{child.pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    assert not process_alive(child.pid)
+    child.wait()
+    assert not process_alive(child.pid)
+    # Same pid, another start time: a reused pid is not the run that wrote the marker.
+    assert not process_alive(os.getpid(), "1")
