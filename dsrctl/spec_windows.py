@@ -84,7 +84,7 @@ def parse_windows(table: Table, vips: Sequence[Vip]) -> WindowsSpec:
                 "profile",
                 profile,
                 "the 2003 profile manages IPv4 VIPs only (its netsh 'interface ip' context is "
-                f"IPv4); remove the IPv6 VIP(s) {', '.join(ipv6)} or use \"2008+\"",
+                f'IPv4); remove the IPv6 VIP(s) {", ".join(ipv6)} or use "2008+"',
             )
     return WindowsSpec(
         loopback=loopback,
@@ -118,7 +118,7 @@ def _parse_uplinks(table: Table, loopback: str, *, required: bool) -> tuple[str,
                 "uplinks",
                 MISSING,
                 "required key is missing (an array of the adapter names that receive VIP "
-                "traffic, e.g. [\"LAN\"]): they need weak-host receive",
+                'traffic, e.g. ["LAN"]): they need weak-host receive',
             )
         return ()
     if not isinstance(value, list):
@@ -141,7 +141,10 @@ def _parse_uplinks(table: Table, loopback: str, *, required: bool) -> tuple[str,
             )
         if name.lower() in seen:
             raise SpecError(
-                table.path, where, name, f"duplicate uplink (already given as {seen[name.lower()]!r})"
+                table.path,
+                where,
+                name,
+                f"duplicate uplink (already given as {seen[name.lower()]!r})",
             )
         seen[name.lower()] = name
     return tuple(value)
@@ -238,10 +241,9 @@ def devcon_problem(path: str) -> str | None:
         return "give the path to devcon.exe without surrounding spaces"
     if '"' in path or any(not char.isprintable() for char in path):
         return "a path with double quotes or control characters cannot be run"
-    if "\\" in path or "/" in path:
-        if not _WINDOWS_ABSOLUTE.match(path):
-            return (
-                "give an absolute Windows path (such as C:\\Tools\\devcon.exe) or a bare "
-                "program name that is found on PATH"
-            )
+    if ("\\" in path or "/" in path) and not _WINDOWS_ABSOLUTE.match(path):
+        return (
+            "give an absolute Windows path (such as C:\\Tools\\devcon.exe) or a bare "
+            "program name that is found on PATH"
+        )
     return None
