@@ -124,9 +124,11 @@ def netns(make_netns: NetnsFactory) -> Netns:
 
 
 def write_spec(ns: Netns, body: str, name: str = "dsrctl.toml") -> Path:
-    """A spec whose persistent files live under the namespace's work directory."""
+    """A spec whose persistent files live under the namespace's work directory: the
+    sysctl file at <workdir>/etc/sysctl.d/90-dsrctl.conf, and whatever VIP persistence
+    detects and writes under <workdir> too (linux.persist.root), never in the host's /etc."""
     path = ns.workdir / name
     if "[linux.persist]" not in body:
-        body += f'\n[linux.persist]\nsysctl_file = "{ns.workdir}/etc/sysctl.d/90-dsrctl.conf"\n'
+        body += f'\n[linux.persist]\nroot = "{ns.workdir}"\n'
     path.write_text(body)
     return path

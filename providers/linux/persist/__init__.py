@@ -1,0 +1,137 @@
+"""Persistence of the VIPs across a reboot, on Linux: detection and one module per backend.
+
+The runtime part of dsrctl (sysctls through /proc, addresses through netlink) is gone after
+a reboot. The sysctl file brings the ARP keys back (systemd-sysctl); the VIPs must be
+declared to whatever configures ``linux.interface`` at boot, or they are lost, or worse,
+removed again by a tool that "owns" the interface:
+
+- ``networkd``: systemd-networkd drops addresses it was not told about when it configures
+  a link it manages. dsrctl adds a drop-in to the .network file that matches the interface.
+- ``networkmanager``: an active loopback profile can wipe foreign addresses on (re)apply.
+  dsrctl adds the VIPs to that profile.
+- ``ifupdown``: ``iface lo:N inet static`` stanzas in ``/etc/network/interfaces.d/dsrctl``.
+- ``netplan``: ``/etc/netplan/90-dsrctl.yaml``, merged by netplan into the interface's
+  definition and rendered to systemd-networkd.
+- ``systemd-unit``: when nothing manages the interface, a oneshot unit that runs
+  ``ip address replace`` after systemd-sysctl and before the network is set up.
+
+Layout: :mod:`.detect` reads the host (or a tree under ``linux.persist.root``) into a
+:class:`Detection`; the backend modules parse their configuration formats and render
+files from the desired address states; :mod:`dsrctl.persistence` (pure) chooses the
+backend and turns the rendering into desired resources. Reading and rendering never write.
+
+Two host effects are not files, and they fit the step model as follows:
+
+- The link that enables a unit (``*.wants/dsrctl-vips.service``) is a resource of its own
+  kind (``symlink:<path>``, value: the link target), planned, journaled and inverted like
+  a file. A directory dsrctl must create for a drop-in is a ``dir:<path>`` resource, so
+  that dsrctl removes only directories it created.
+- Reloading a daemon (``systemctl daemon-reload``, ``networkctl reload``...) is not a
+  resource: there is nothing to compare and nothing to record. It is an effect of changing
+  a file that a running daemon reads, so the provider runs it right after it writes,
+  links or removes such a path (see :mod:`.reload`) and puts the file back if it fails,
+  which keeps every step atomic. A rollback restores the file and reloads again, in the
+  right order by construction; a separate "post-apply hook" step would be undone before
+  the files it depends on are restored. Plans name the reload in the step's note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsrctl.model import AddressState, FileState
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Evidence that a tool configures the interface at boot."""
+
+    backend: str
+    path: str  # the file that shows it, as seen from the root
+    detail: str  # e.g. "[Match] Name=lo"
+    active: bool  # the tool runs at boot (enabled, or running on this host)
+    inactive_reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.backend} ({self.path}: {self.detail})"
+
+
+@dataclass(frozen=True)
+class NmProfile:
+    path: str  # as seen from the root
+    content: bytes
+    mode: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What configures ``interface`` under ``root`` at boot; read-only facts."""
+
+    root: str
+    interface: str
+    live: bool  # root is "/": running daemons were looked at
+    systemd: bool  # systemd boots this root
+    claims: tuple[Claim, ...] = ()
+    running: frozenset[str] = frozenset()  # "systemd", "networkd", "networkmanager"
+    networkd_network: str | None = None  # the .network networkd uses for the interface
+    netplan_id: str | None = None  # the netplan definition rendered for the interface
+    netplan_renderer: str | None = None  # "networkd" or "NetworkManager"
+    nm_profiles: tuple[NmProfile, ...] = ()
+    ifupdown_sources_dropins: bool = False  # interfaces reads /etc/network/interfaces.d
+    notes: tuple[str, ...] = ()
+
+    def active_claims(self) -> list[Claim]:
+        return [claim for claim in self.claims if claim.active]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "interface": self.interface,
+            "systemd": self.systemd,
+            "running": sorted(self.running),
+            "claims": [
+                {
+                    "backend": c.backend,
+                    "path": c.path,
+                    "detail": c.detail,
+                    "active": c.active,
+                    **({"inactive_reason": c.inactive_reason} if c.inactive_reason else {}),
+                }
+                for c in self.claims
+            ],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What a backend renders from: the desired VIP states and the detected host."""
+
+    states: tuple[AddressState, ...]
+    interface: str
+    spec_path: str
+    detection: Detection
+    # VIPs dsrctl added that the spec no longer names (cidr): out of a shared file too
+    dropped: frozenset[str] = frozenset()
+
+
+@dataclass
+class Rendered:
+    """What a backend writes, by path as seen from the root."""
+
+    files: dict[str, FileState] = field(default_factory=dict)
+    symlinks: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[str, ...] = ()  # directories the files need, parents first
+
+
+def managed_header(spec_path: str, comment: str = "#") -> list[str]:
+    return [
+        f"{comment} Managed by dsrctl from {spec_path}; edits here are reverted by 'dsrctl apply'.",
+        f"{comment} The DSR VIPs, configured again at boot (see dsrctl docs/persistence).",
+    ]
+
+
+def default_label(state: AddressState, interface: str) -> bool:
+    """True when the address carries the label the kernel gives it anyway."""
+    return state.version == 6 or state.label in (None, interface)

@@ -1,0 +1,123 @@
+"""The ``ifupdown`` backend: stanzas in ``/etc/network/interfaces.d/dsrctl``.
+
+Debian's ifupdown brings up every ``auto`` interface at boot (networking.service, after
+systemd-sysctl). A labelled IPv4 VIP becomes an alias interface, ``iface lo:1 inet
+static`` (ifupdown runs ``ip addr add ... dev lo label lo:1``); other VIPs become extra
+``iface lo inet static`` / ``iface lo inet6 static`` stanzas, which ifupdown 0.8 applies
+together with the interface's own stanza. IPv6 VIPs get ``preferred-lifetime 0``
+(deprecated) and ``dad-attempts 0`` (ifupdown then adds them ``nodad``).
+
+The file is dsrctl's own; it names ``auto`` for every interface it configures, which is
+harmless when /etc/network/interfaces says it too. It is read only if
+/etc/network/interfaces sources the directory (``source /etc/network/interfaces.d/*``,
+Debian's default, or ``source-directory``; the name has no dot so that both accept it):
+dsrctl refuses otherwise rather than write a file nothing reads.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass, field
+
+from dsrctl.model import AddressState, FileState
+from providers.linux.persist import (
+    Detection,
+    Rendered,
+    RenderRequest,
+    default_label,
+    managed_header,
+)
+
+INTERFACES = "/etc/network/interfaces"
+DROPIN_DIR = "/etc/network/interfaces.d"
+DROPIN = f"{DROPIN_DIR}/dsrctl"
+
+
+@dataclass
+class Interfaces:
+    """The parts of an interfaces(5) file dsrctl looks at."""
+
+    auto: set[str] = field(default_factory=set)  # auto, allow-auto, allow-hotplug
+    iface: dict[str, list[str]] = field(default_factory=dict)  # name -> ["inet static", ...]
+    sources: list[str] = field(default_factory=list)  # absolute patterns, as written
+    source_dirs: list[str] = field(default_factory=list)
+
+
+def parse(text: str, path: str) -> Interfaces:
+    """One file; ``source`` paths are made absolute against the file's directory."""
+    found = Interfaces()
+    here = posixpath.dirname(path)
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        keyword = words[0]
+        if keyword in ("auto", "allow-auto", "allow-hotplug"):
+            found.auto.update(words[1:])
+        elif keyword == "iface" and len(words) >= 4:
+            found.iface.setdefault(words[1], []).append(" ".join(words[2:4]))
+        elif keyword == "source" and len(words) >= 2:
+            found.sources.append(posixpath.join(here, words[1]))
+        elif keyword == "source-directory" and len(words) >= 2:
+            found.source_dirs.append(posixpath.normpath(posixpath.join(here, words[1])))
+    return found
+
+
+def reads_dropin(found: Interfaces) -> bool:
+    """Whether the sourcing in ``found`` reaches /etc/network/interfaces.d/dsrctl."""
+    if any(fnmatch.fnmatchcase(DROPIN, pattern) for pattern in found.sources):
+        return True
+    return any(fnmatch.fnmatchcase(DROPIN_DIR, pattern) for pattern in found.source_dirs)
+
+
+def configures(found: Interfaces, interface: str) -> str | None:
+    """A short description of how ``found`` brings ``interface`` up at boot, if it does."""
+    if interface in found.auto and interface in found.iface:
+        return f"auto {interface}, iface {interface} {found.iface[interface][0]}"
+    return None
+
+
+def requirement(detection: Detection) -> str | None:
+    if detection.ifupdown_sources_dropins:
+        return None
+    return (
+        f"{INTERFACES} does not source {DROPIN_DIR}, so ifupdown would not read {DROPIN}; "
+        f"add 'source {DROPIN_DIR}/*' to it"
+    )
+
+
+def limits(state: AddressState, interface: str) -> str | None:
+    if default_label(state, interface) or (state.label or "").startswith(f"{interface}:"):
+        return None
+    return (
+        f"ifupdown gives an IPv4 address a label through an alias interface named "
+        f"{interface}:<name>; label {state.label!r} is not of that form"
+    )
+
+
+def stanza(state: AddressState, interface: str) -> list[str]:
+    if state.version == 4:
+        name = interface if default_label(state, interface) else str(state.label)
+        head = [f"auto {name}"] if name != interface else []
+        return [*head, f"iface {name} inet static", f"    address {state.cidr}"]
+    lines = [f"iface {interface} inet6 static", f"    address {state.cidr}"]
+    if state.deprecated:
+        lines.append("    preferred-lifetime 0")
+    if state.nodad:
+        lines.append("    dad-attempts 0")
+    return lines
+
+
+def render(request: RenderRequest) -> Rendered:
+    lines = [*managed_header(request.spec_path), f"auto {request.interface}"]
+    for state in request.states:
+        lines += ["", *stanza(state, request.interface)]
+    content = ("\n".join(lines) + "\n").encode()
+    return Rendered(files={DROPIN: FileState(content, 0o644)})

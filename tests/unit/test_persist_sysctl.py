@@ -1,0 +1,94 @@
+"""Later sysctl.d files that would undo dsrctl's sysctl file at boot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from providers.linux.persist import detect
+from providers.linux.persist.sysctl_conflicts import overrides, parse, scan
+from tests.persist_roots import write
+
+OURS = "/etc/sysctl.d/90-dsrctl.conf"
+WANTED: dict[str, int | str] = {
+    "net.ipv4.conf.all.arp_ignore": 1,
+    "net.ipv4.conf.all.arp_announce": 2,
+    "net.ipv4.tcp_rmem": "4096 87380 6291456",
+}
+
+
+def test_keys_are_read_like_sysctl_does() -> None:
+    text = (
+        "# comment\n; comment\n-net/ipv4/conf/all/arp_ignore = 0\n"
+        "net.ipv4.conf.eth0/100.rp_filter=2\nkernel.x = a   b\nnot an assignment\n"
+    )
+    assert parse(text) == [
+        ("net.ipv4.conf.all.arp_ignore", "0"),
+        ("net.ipv4.conf.eth0/100.rp_filter", "2"),
+        ("kernel.x", "a b"),
+    ]
+
+
+def test_only_the_last_later_assignment_counts() -> None:
+    files = [
+        ("/usr/lib/sysctl.d/50-default.conf", "net.ipv4.conf.all.arp_ignore = 0\n"),
+        (OURS, ""),
+        ("/etc/sysctl.d/95-a.conf", "net.ipv4.conf.all.arp_ignore = 0\n"),
+        ("/etc/sysctl.d/99-b.conf", "net.ipv4.conf.all.arp_ignore = 1\n"),
+        ("/etc/sysctl.d/99-c.conf", "net.ipv4.tcp_rmem = 4096   87380 6291456\n"),
+    ]
+    assert overrides(files, OURS, WANTED) == []  # 99-b puts it back; tcp_rmem is the same
+
+
+def test_a_later_file_and_a_glob_are_reported() -> None:
+    files = [
+        (OURS, ""),
+        ("/etc/sysctl.d/99-sysctl.conf", "net.ipv4.conf.all.arp_ignore = 0\n"),
+        ("/usr/lib/sysctl.d/99-z.conf", "net.ipv4.conf.*.arp_announce = 0\n"),
+    ]
+    assert overrides(files, OURS, WANTED) == [
+        "WARNING: /etc/sysctl.d/99-sysctl.conf sets net.ipv4.conf.all.arp_ignore = 0 and is "
+        "read after 90-dsrctl.conf, so at boot it overrides dsrctl's 1: the host would answer "
+        "ARP for its VIPs after a reboot; remove that line or rename one of the files",
+        "WARNING: /usr/lib/sysctl.d/99-z.conf sets net.ipv4.conf.all.arp_announce = 0 and is "
+        "read after 90-dsrctl.conf, so at boot it overrides dsrctl's 2: the host would answer "
+        "ARP for its VIPs after a reboot; remove that line or rename one of the files",
+    ]
+
+
+def test_scan_orders_every_directory_by_name_before_dsrctl_file_exists(tmp_path: Path) -> None:
+    write(tmp_path, "/usr/lib/sysctl.d/99-vendor.conf", "net.ipv4.conf.all.arp_ignore = 0\n")
+    write(tmp_path, "/etc/sysctl.d/10-early.conf", "net.ipv4.conf.all.arp_announce = 0\n")
+    (warning,) = scan(str(tmp_path), OURS, WANTED)
+    assert warning.startswith("WARNING: /usr/lib/sysctl.d/99-vendor.conf sets ")
+    # /etc masks a /usr/lib file of the same name, as systemd-sysctl does.
+    write(tmp_path, "/etc/sysctl.d/99-vendor.conf", "# emptied by the operator\n")
+    assert scan(str(tmp_path), OURS, WANTED) == []
+
+
+def test_a_file_of_the_same_name_in_etc_hides_dsrctl_file(tmp_path: Path) -> None:
+    write(tmp_path, OURS, "kernel.x = 1\n")
+    (warning,) = scan(str(tmp_path), "/usr/local/lib/sysctl.d/90-dsrctl.conf", WANTED)
+    assert warning.startswith(f"WARNING: {OURS} has the same name as ")
+
+
+def test_a_file_outside_sysctl_d_is_not_compared(tmp_path: Path) -> None:
+    write(tmp_path, "/etc/sysctl.d/99-x.conf", "net.ipv4.conf.all.arp_ignore = 0\n")
+    assert scan(str(tmp_path), "/srv/dsrctl/90-dsrctl.conf", WANTED) == []
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "/etc/sysctl.d/99-secret.conf", "net.ipv4.conf.all.arp_ignore = 0\n")
+    real_open = open
+
+    def deny(path: str, *args: object, **kwargs: object) -> object:
+        if str(path).endswith("99-secret.conf"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(detect, "open", deny, raising=False)
+    assert scan(str(tmp_path), OURS, WANTED) == [
+        "cannot read /etc/sysctl.d/99-secret.conf (permission denied): whether it overrides "
+        "dsrctl's sysctls at boot is unknown; run as root"
+    ]
