@@ -213,7 +213,8 @@ def spec_text(count: int, sysctl_file: Path) -> str:
     lines = [f"# dsrctl benchmark spec: {count} VIP(s)", "version = 1", ""]
     for address in vip_addresses(count):
         lines += ["[[vip]]", f'address = "{address}"', ""]
-    lines += ["[linux.persist]", f'sysctl_file = "{sysctl_file}"', ""]
+    # VIP persistence off: a benchmark must never write boot files into the host's /etc.
+    lines += ["[linux.persist]", f'sysctl_file = "{sysctl_file}"', 'addresses = "none"', ""]
     return "\n".join(lines)
 
 

@@ -353,16 +353,31 @@ def _report_drift(run: Any, prometheus: str | None) -> None:
 
 
 @app.command()
-def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Show the host's DSR-relevant state (addresses, ARP sysctls, dsrctl records)."""
+def show(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    root: Annotated[
+        str,
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="Look for the boot-time network configuration under DIR (Linux).",
+        ),
+    ] = "/",
+) -> None:
+    """Show the host's DSR-relevant state (addresses, ARP sysctls, who configures lo at
+    boot, dsrctl records)."""
 
     def body() -> int:
-        from providers.base import get_provider
+        from providers.base import detect_platform, get_provider
         from state.ownership import Ownership
         from state.statedir import StateDir
 
         options = _options(ctx)
-        report = get_provider(options.platform).describe()
+        where = {"root": root} if root != "/" else {}
+        if where and (options.platform or detect_platform()) != "linux":
+            raise DsrctlError("--root: only the Linux provider reads a boot configuration")
+        report = get_provider(options.platform, **where).describe()
         state = StateDir(options.state_dir)
         records = Ownership.load(state.ownership_file).records
         from dsrctl.engine import state_notes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dsrctl.model import (
     AddressState,
@@ -19,10 +20,15 @@ from dsrctl.model import (
     file_id,
     split_address_id,
     split_id,
+    symlink_id,
     sysctl_id,
+    under_root,
 )
 from dsrctl.spec import Spec
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from dsrctl.persistence import Persistence
 
 SYSCTL_FILE_MODE = 0o644
 
@@ -41,26 +47,65 @@ class Desired:
     notes: list[str] = field(default_factory=list)
     # resources the spec itself names (not restores): recorded on apply
     spec_resources: set[str] = field(default_factory=set)
+    # path -> link target, or None: the link must not exist (dsrctl created it)
+    symlinks: dict[str, str | None] = field(default_factory=dict)
+    # path -> DIRECTORY, or None: the directory must go (dsrctl created it)
+    dirs: dict[str, str | None] = field(default_factory=dict)
+    # resource -> what its step does besides (e.g. "then systemctl daemon-reload")
+    step_notes: dict[str, str] = field(default_factory=dict)
 
 
-def build_desired(spec: Spec, ownership: Ownership) -> Desired:
+def build_desired(
+    spec: Spec, ownership: Ownership, persistence: Persistence | None = None
+) -> Desired:
+    """``persistence``: what the VIP persistence backend wants on disk (dsrctl.persistence);
+    without it, only the sysctl file is persisted."""
     desired = Desired()
     linux = spec.linux
     desired.sysctls = linux.all_sysctls()
-    desired.addresses[linux.interface] = {
-        vip.cidr: vip_state(vip.address.compressed, vip.prefix, vip.label, linux.interface)
-        for vip in spec.vips
-    }
+    desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
     if linux.persist.enabled:
         content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
-        desired.files[linux.persist.sysctl_file] = FileState(content, SYSCTL_FILE_MODE)
+        path = under_root(linux.persist.root, linux.persist.sysctl_file)
+        desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
+    if persistence is not None:
+        desired.files.update(persistence.files)
+        desired.symlinks.update(persistence.symlinks)
+        desired.dirs.update(persistence.dirs)
+        desired.notes += persistence.notes
     desired.spec_resources = (
         {sysctl_id(key) for key in desired.sysctls}
         | {address_id(linux.interface, cidr) for cidr in desired.addresses[linux.interface]}
         | {file_id(path) for path in desired.files}
+        | (persistence.resources() if persistence is not None else set())
     )
     _add_way_back(desired, ownership)
+    if persistence is not None:
+        for resource in [*map(file_id, desired.files), *map(symlink_id, desired.symlinks)]:
+            note = persistence.reload_note(split_id(resource)[1])
+            if note:
+                desired.step_notes[resource] = note
     return desired
+
+
+def vip_states(spec: Spec) -> list[AddressState]:
+    """The address state each VIP of the spec must have, in spec order."""
+    interface = spec.linux.interface
+    return [
+        vip_state(vip.address.compressed, vip.prefix, vip.label, interface) for vip in spec.vips
+    ]
+
+
+def dropped_vips(spec: Spec, ownership: Ownership) -> frozenset[str]:
+    """VIPs (cidr) on the spec's interface that dsrctl added and the spec no longer names."""
+    wanted = {vip.cidr for vip in spec.vips}
+    return frozenset(
+        cidr
+        for resource, record in ownership.records.items()
+        if resource.startswith("address:") and record.created
+        for interface, cidr in [split_address_id(resource)]
+        if interface == spec.linux.interface and cidr not in wanted
+    )
 
 
 def vip_state(address: str, prefix: int, label: str | None, interface: str) -> AddressState:
@@ -103,6 +148,10 @@ def _add_way_back(desired: Desired, ownership: Ownership) -> None:
                 desired.files[name] = None
             elif record.original is not None:
                 desired.files[name] = FileState.from_record(record.original)
+        elif kind == "symlink":
+            desired.symlinks[name] = None if record.created else record.original
+        elif kind == "dir" and record.created:
+            desired.dirs[name] = None  # a directory that was there before stays
 
 
 def read_scope(spec: Spec, desired: Desired, ownership: Ownership) -> ReadScope:
@@ -116,4 +165,6 @@ def read_scope(spec: Spec, desired: Desired, ownership: Ownership) -> ReadScope:
         sysctl_keys=tuple(keys),
         files=tuple(desired.files),
         interfaces=tuple(interfaces),
+        symlinks=tuple(desired.symlinks),
+        dirs=tuple(desired.dirs),
     )

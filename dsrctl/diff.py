@@ -18,12 +18,23 @@ from dsrctl.model import (
     FileState,
     HostState,
     address_id,
+    dir_id,
     file_id,
     split_address_id,
+    symlink_id,
     sysctl_id,
 )
 from dsrctl.plan import Plan
-from dsrctl.steps import AddressStep, FileStep, Phase, Step, SysctlStep, sort_steps
+from dsrctl.steps import (
+    AddressStep,
+    DirStep,
+    FileStep,
+    Phase,
+    Step,
+    SymlinkStep,
+    SysctlStep,
+    sort_steps,
+)
 from state.ownership import Ownership
 
 Rich = dict[str, Any]  # resource id -> the value a step carries
@@ -43,7 +54,23 @@ def desired_map(desired: Desired) -> tuple[dict[str, Any], Rich]:
         if file_state is not None:
             plain[file_id(path)] = _file_value(file_state)
             rich[file_id(path)] = file_state
+    _add_plain_values(plain, rich, desired.symlinks, desired.dirs)
     return plain, rich
+
+
+def _add_plain_values(
+    plain: dict[str, Any],
+    rich: Rich,
+    symlinks: dict[str, str | None],
+    dirs: dict[str, str | None],
+) -> None:
+    """Links (value: the target) and directories (value: DIRECTORY) that exist."""
+    for resource, value in [
+        *((symlink_id(path), target) for path, target in symlinks.items()),
+        *((dir_id(path), state) for path, state in dirs.items()),
+    ]:
+        if value is not None:
+            plain[resource] = rich[resource] = value
 
 
 def current_map(
@@ -68,6 +95,7 @@ def current_map(
         if file_state is not None:
             plain[file_id(path)] = _file_value(file_state)
             rich[file_id(path)] = file_state
+    _add_plain_values(plain, rich, current.symlinks, current.dirs)
     return plain, rich
 
 
@@ -117,11 +145,18 @@ def _step(resource: str, before: Any, after: Any, desired: Desired) -> Step:
         phase = Phase.REMOVE_ADDRESSES if after is None else Phase.ADD_ADDRESSES
         note = "added by dsrctl, no longer in the spec" if after is None else ""
         return AddressStep(resource, before, after, phase, note=note)
-    if kind == "file":
-        note = ""
+    if kind in ("file", "symlink", "dir"):
+        notes = [desired.step_notes.get(resource, "")]
         if resource not in desired.spec_resources:
-            note = "created by dsrctl" if after is None else "restore the content before dsrctl"
-        return FileStep(resource, before, after, Phase.PERSIST, note=note)
+            what = "content" if kind == "file" else "link"
+            notes.insert(0, f"restore the {what} before dsrctl" if after else "created by dsrctl")
+        note = "; ".join(n for n in notes if n)
+        if kind == "dir":
+            # Created before the files that go in it, removed after them.
+            phase = Phase.PERSIST if after is not None else Phase.PRUNE
+            return DirStep(resource, before, after, phase, note=note)
+        step_class = FileStep if kind == "file" else SymlinkStep
+        return step_class(resource, before, after, Phase.PERSIST, note=note)
     raise ValueError(f"unknown resource kind in {resource!r}")
 
 

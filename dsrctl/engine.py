@@ -94,10 +94,7 @@ def apply(
         notes = [lock.recovered] if lock.recovered else []
         waiting = pending_note(ctx.state_dir)
         if waiting is not None:
-            raise DsrctlError(
-                f"{waiting}; confirm it (`dsrctl confirm`) or roll it back "
-                "(`dsrctl rollback`) before the next apply"
-            )
+            raise DsrctlError(f"{waiting}; no new apply until it is confirmed or rolled back")
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
         ctx.notes = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsrctl.desired import build_desired, read_scope
+from dsrctl.desired import build_desired, dropped_vips, read_scope, vip_states
 from dsrctl.diff import build_plan, current_map
+from dsrctl.persistence import Persistence, build
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
@@ -13,7 +14,7 @@ from state.ownership import Ownership
 
 
 def plan_linux(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
-    desired = build_desired(spec, ownership)
+    desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
     current = provider.read(read_scope(spec, desired, ownership))
     plan = build_plan(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
@@ -24,3 +25,17 @@ def plan_linux(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
         have_plain=have_plain,
         have_rich=have_rich,
     )
+
+
+def persistence_for(spec: Spec, provider: Any, ownership: Ownership) -> Persistence:
+    """What must be on disk for the VIPs to come back after a reboot (docs/persistence)."""
+    persist = spec.linux.persist
+    if not persist.enabled or persist.addresses == "none":
+        # No VIP files to write; those dsrctl wrote before go through the records.
+        result = Persistence("none", running=provider.running_daemons())
+    else:
+        detection = provider.detect_persistence(persist.root, spec.linux.interface)
+        result = build(spec, detection, vip_states(spec), dropped_vips(spec, ownership))
+    if persist.enabled:
+        result.notes += provider.sysctl_conflicts(persist.root, persist.sysctl_file, spec)
+    return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,8 @@ class ReadScope:
     sysctl_keys: tuple[str, ...]
     files: tuple[str, ...]
     interfaces: tuple[str, ...] = ()  # other interfaces whose addresses are in scope
+    symlinks: tuple[str, ...] = ()  # e.g. the wants link that enables a boot unit
+    dirs: tuple[str, ...] = ()  # directories dsrctl may create (a drop-in directory)
 
 
 @dataclass
@@ -88,6 +91,8 @@ class HostState:
     addresses: dict[str, dict[str, AddressState]] = field(default_factory=dict)
     files: dict[str, FileState | None] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    symlinks: dict[str, str | None] = field(default_factory=dict)  # path -> target
+    dirs: dict[str, str | None] = field(default_factory=dict)  # path -> DIRECTORY or None
 
 
 # Resource identifiers: "<kind>:<name>". They key the diff, the steps, the journal and the
@@ -102,6 +107,23 @@ def address_id(interface: str, cidr: str) -> str:
 
 def file_id(path: str) -> str:
     return f"file:{path}"
+
+
+def symlink_id(path: str) -> str:
+    return f"symlink:{path}"
+
+
+def dir_id(path: str) -> str:
+    return f"dir:{path}"
+
+
+# The value of an existing directory resource (its mode and owner are not managed).
+DIRECTORY = "directory"
+
+
+def under_root(root: str, path: str) -> str:
+    """``path`` as seen from ``root`` (linux.persist.root), as a path on this host."""
+    return posixpath.join(root, path.lstrip("/"))
 
 
 def split_id(resource: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ class Planner(Protocol):
 # platform -> "module:function"; imported on use only.
 _PLANNERS: dict[str, str] = {
     "linux": "dsrctl.linux_planning:plan_linux",
+    "windows": "dsrctl.windows_planning:plan_windows",
 }
 
 

@@ -90,12 +90,12 @@ def plan_rollback(state: StateDir, to: str | None = None, locked: bool = False) 
 
 
 def _why_not(txn: Transaction) -> str:
+    if txn.kind != "apply":
+        return f"it is a {txn.kind}, not an apply"
     if txn.reverted_by:
         return f"it was already rolled back by {txn.reverted_by}"
     if txn.result is None:
         return "it is still running"
-    if txn.kind != "apply":
-        return f"it is a {txn.kind}, not an apply"
     if txn.result == "rolled-back":
         return "it failed and was rolled back at the time"
     return f"its result is {txn.result}"
@@ -158,6 +158,8 @@ def execute_rollback(
             action="rollback",
         )
     except BaseException as exc:
+        # It failed and undid itself (or says what it could not undo): not unfinished.
+        clear_inflight(state, txn)
         log(f"rollback {txn} failed: {exc}".replace("\n", "; "), "err")
         raise
     finally:

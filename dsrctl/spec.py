@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import posixpath
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,16 @@ from dsrctl.spec_windows import WindowsSpec, parse_windows
 SPEC_VERSION = 1
 DEFAULT_SPEC_PATH = "/etc/dsrctl/dsrctl.toml"
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-dsrctl.conf"
-ADDRESS_BACKENDS = ("none",)
+# linux.persist.addresses: how the VIPs come back after a reboot (docs/persistence/)
+ADDRESS_BACKENDS = (
+    "auto",
+    "none",
+    "systemd-unit",
+    "networkd",
+    "networkmanager",
+    "ifupdown",
+    "netplan",
+)
 IFNAMSIZ = 16  # including the terminating NUL: names are at most 15 characters
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -52,7 +62,8 @@ class Vip:
 class Persist:
     enabled: bool = True
     sysctl_file: str = DEFAULT_SYSCTL_FILE
-    addresses: str = "none"
+    addresses: str = "auto"
+    root: str = "/"  # the tree the persistent files live in (an image, a test directory)
 
 
 @dataclass(frozen=True)
@@ -277,7 +288,7 @@ def _parse_sysctls(table: Table) -> tuple[tuple[str, int | str], ...]:
             raise table.error(
                 key,
                 value,
-                'sysctl names contain dots: quote the whole name, e.g. '
+                "sysctl names contain dots: quote the whole name, e.g. "
                 '"net.ipv4.conf.eth0.rp_filter" = 2',
             )
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -315,15 +326,31 @@ def _parse_persist(table: Table) -> Persist:
         )
     if "\n" in sysctl_file or "\0" in sysctl_file:
         raise table.error("sysctl_file", sysctl_file, "not a usable path")
-    addresses = table.string("addresses", "none")
+    addresses = table.string("addresses", "auto")
     if addresses not in ADDRESS_BACKENDS:
+        hint = (
+            "network-scripts do not remove addresses they did not add: use 'systemd-unit' "
+            "(what 'auto' picks for them)"
+            if addresses == "ifcfg"
+            else "unknown backend"
+        )
+        raise table.error("addresses", addresses, f"{hint}; known: {', '.join(ADDRESS_BACKENDS)}")
+    if not enabled and addresses not in ("auto", "none"):
         raise table.error(
             "addresses",
             addresses,
-            "VIP persistence backends are not available in this version; only 'none' is accepted",
+            "persistence is disabled (enabled = false); set enabled = true or remove this key",
         )
+    root = table.string("root", "/")
+    if not root.startswith("/") or "\n" in root or "\0" in root:
+        raise table.error("root", root, "must be an absolute path")
     table.finish()
-    return Persist(enabled=enabled, sysctl_file=sysctl_file, addresses=addresses)
+    return Persist(
+        enabled=enabled,
+        sysctl_file=sysctl_file,
+        addresses=addresses,
+        root=posixpath.normpath(root),
+    )
 
 
 def sysctl_key_path(key: str) -> str:

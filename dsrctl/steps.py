@@ -30,6 +30,7 @@ class Phase(IntEnum):
     ADD_ADDRESSES = 3
     RELAX = 4
     PERSIST = 5
+    PRUNE = 6  # remove directories dsrctl created, once the files in them are gone
     FIREWALL = 10  # Windows only: firewall rules for the VIPs
 
     @property
@@ -49,6 +50,18 @@ class FileWriter(Protocol):
     def write_file(self, path: str, state: FileState) -> None: ...
 
     def remove_file(self, path: str) -> None: ...
+
+
+class LinkWriter(Protocol):
+    def write_symlink(self, path: str, target: str) -> None: ...
+
+    def remove_symlink(self, path: str) -> None: ...
+
+
+class DirWriter(Protocol):
+    def make_dir(self, path: str) -> None: ...
+
+    def remove_dir(self, path: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -181,11 +194,49 @@ class FileStep(Step):
         return None if value is None else FileState.from_record(value)
 
 
+@dataclass(frozen=True)
+class SymlinkStep(Step):
+    """A symbolic link, e.g. the ``*.wants/`` link that enables a boot unit (what
+    ``systemctl enable`` creates). ``before``/``after`` are link targets; the inverse is
+    the link as it was, so rollback and the way back need nothing else."""
+
+    kind: ClassVar[str] = "symlink"
+
+    def apply(self, host: LinkWriter) -> None:
+        if self.after is None:
+            host.remove_symlink(self.name)
+        else:
+            host.write_symlink(self.name, self.after)
+
+
+@dataclass(frozen=True)
+class DirStep(Step):
+    """A directory dsrctl creates for its own file (a drop-in directory). Created in
+    PERSIST before the files (``dir:`` sorts before ``file:``), removed in PRUNE after
+    them; removal refuses a directory that is not empty."""
+
+    kind: ClassVar[str] = "dir"
+
+    def apply(self, host: DirWriter) -> None:
+        if self.after is None:
+            host.remove_dir(self.name)
+        else:
+            host.make_dir(self.name)
+
+
 # kind -> "module:class", for steps read back from the journal (rollback, crash recovery).
 STEP_KINDS: dict[str, str] = {
     "sysctl": "dsrctl.steps:SysctlStep",
     "address": "dsrctl.steps:AddressStep",
     "file": "dsrctl.steps:FileStep",
+    "symlink": "dsrctl.steps:SymlinkStep",
+    "dir": "dsrctl.steps:DirStep",
+    "adapter": "dsrctl.windows_steps:AdapterStep",
+    "netsh": "dsrctl.windows_steps:NetshSetStep",
+    "dhcp": "dsrctl.windows_steps:DhcpStep",
+    "vip": "dsrctl.windows_steps:VipStep",
+    "firewall": "dsrctl.windows_steps:FirewallRuleStep",
+    "manual": "dsrctl.windows_steps:ManualStep",
 }
 
 

@@ -47,6 +47,7 @@ class Provider(ABC):
 # platform name -> "module:class"
 _REGISTRY: dict[str, str] = {
     "linux": "providers.linux.host:LinuxHost",
+    "windows": "providers.windows.host:WindowsHost",
 }
 
 

@@ -33,7 +33,7 @@ class ApplyLock:
         try:
             _try_lock(fd)
         except (BlockingIOError, PermissionError):
-            holder = _describe_holder(fd)
+            holder = _describe_holder(fd, wait=HOLDER_WAIT_SECONDS)
             os.close(fd)
             raise LockError(
                 f"another dsrctl run holds the lock {self.path}: {holder}; wait for it to finish"
@@ -74,16 +74,24 @@ class ApplyLock:
         self.release()
 
 
-def _describe_holder(fd: int) -> str:
-    try:
-        raw = _read_start(fd).decode("utf-8", errors="replace")
-        info = json.loads(raw)
-        return (
-            f"pid {info.get('pid')} on {info.get('host')} running "
-            f"'{info.get('command')}' since {info.get('since')}"
-        )
-    except (OSError, ValueError, AttributeError):
-        return "holder unknown (the lock file names nobody yet)"
+HOLDER_WAIT_SECONDS = 1.0
+
+
+def _describe_holder(fd: int, wait: float = 0.0) -> str:
+    """Who holds the lock. A holder that has just taken it writes its name a moment later:
+    give it ``wait`` seconds to do so."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            info = json.loads(_read_start(fd).decode("utf-8", errors="replace"))
+            return (
+                f"pid {info.get('pid')} on {info.get('host')} running "
+                f"'{info.get('command')}' since {info.get('since')}"
+            )
+        except (OSError, ValueError, AttributeError):
+            if time.monotonic() >= deadline:
+                return "holder unknown (the lock file names nobody yet)"
+            time.sleep(0.02)
 
 
 # The lock byte sits far past the holder text, so that readers on Windows (where locks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dsrctl import sysctls
@@ -15,6 +16,7 @@ from providers.linux.sysctl import SysctlTree
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
     from dsrctl.steps import AddressStep, Step
+    from providers.linux.persist import Detection
 
 CAP_NET_ADMIN = 12
 CAP_DAC_OVERRIDE = 1
@@ -25,9 +27,11 @@ SHOW_SYSCTLS = ("arp_ignore", "arp_announce", "rp_filter")
 class LinuxHost(Provider):
     platform = "linux"
 
-    def __init__(self, proc_sys: str = "/proc/sys") -> None:
+    def __init__(self, proc_sys: str = "/proc/sys", root: str = "/") -> None:
         self.sysctl = SysctlTree(proc_sys)
+        self.root = root  # where `show` looks for network configuration
         self._indexes: dict[str, int] = {}
+        self._running: frozenset[str] | None = None
 
     # -- checks -------------------------------------------------------------------------
     def check_spec(self, spec: Spec) -> None:
@@ -48,6 +52,23 @@ class LinuxHost(Provider):
                 raise SpecError(
                     spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
                 )
+        self._check_persistence(spec)
+
+    def _check_persistence(self, spec: Spec) -> None:
+        """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
+        from dsrctl.desired import vip_states
+        from dsrctl.persistence import check_vips, choose_backend
+
+        persist = spec.linux.persist
+        if not persist.enabled:
+            return
+        if not os.path.isdir(persist.root):
+            raise SpecError(spec.path, "linux.persist.root", persist.root, "no such directory")
+        if persist.addresses == "none":
+            return
+        detection = self.detect_persistence(persist.root, spec.linux.interface)
+        backend, _ = choose_backend(spec, detection)
+        check_vips(spec, backend, vip_states(spec))
 
     def check_privileges(self) -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -61,8 +82,10 @@ class LinuxHost(Provider):
             )
 
     def preflight(self, steps: Any) -> None:
+        made = {step.name for step in steps if step.kind == "dir" and step.after is not None}
         for step in steps:
-            if step.kind == "file" and step.after is not None:
+            creates = step.kind in ("file", "symlink", "dir") and step.after is not None
+            if creates and os.path.dirname(step.name) not in made:
                 files.check_parent(step.name)
             if step.kind == "address" and step.interface not in self._indexes:
                 raise HostError(f"interface {step.interface} does not exist")
@@ -86,6 +109,8 @@ class LinuxHost(Provider):
             if name not in KUBERNETES_HINT_INTERFACES
         }
         state.files = {path: files.read_file(path) for path in scope.files}
+        state.symlinks = {path: files.read_symlink(path) for path in scope.symlinks}
+        state.dirs = {path: files.read_dir(path) for path in scope.dirs}
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -105,7 +130,13 @@ class LinuxHost(Provider):
     def observe(self, resources: list[str]) -> dict[str, Any]:
         from providers.linux.addresses import read_interfaces
 
-        kinds: dict[str, list[str]] = {"sysctl": [], "address": [], "file": []}
+        kinds: dict[str, list[str]] = {
+            "sysctl": [],
+            "address": [],
+            "file": [],
+            "symlink": [],
+            "dir": [],
+        }
         for resource in resources:
             kind, _, name = resource.partition(":")
             if kind not in kinds:
@@ -122,6 +153,10 @@ class LinuxHost(Provider):
             observed[f"address:{name}"] = addresses.get(interface, {}).get(cidr)
         for path in kinds["file"]:
             observed[f"file:{path}"] = files.read_file(path)
+        for path in kinds["symlink"]:
+            observed[f"symlink:{path}"] = files.read_symlink(path)
+        for path in kinds["dir"]:
+            observed[f"dir:{path}"] = files.read_dir(path)
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -157,7 +192,16 @@ class LinuxHost(Provider):
                 )
                 for leaf in SHOW_SYSCTLS
             }
+        report["persistence"] = self._describe_persistence()
         return report
+
+    def _describe_persistence(self) -> dict[str, Any]:
+        """Who configures lo at boot under ``self.root``, and what ``auto`` would pick."""
+        from dsrctl.persistence import auto_choice
+
+        detection = self.detect_persistence(self.root, "lo")
+        backend, why = auto_choice(detection)
+        return {**detection.to_json(), "auto": backend, "auto_reason": why}
 
     def _interface_sysctls(self, name: str) -> dict[str, SysctlValue | None]:
         component = name.replace(".", "/")
@@ -179,10 +223,47 @@ class LinuxHost(Provider):
         return apply_address_steps(steps, self._indexes)
 
     def write_file(self, path: str, state: FileState) -> None:
-        files.write_file(path, state)
+        self._change(path, lambda: files.write_file(path, state))
 
     def remove_file(self, path: str) -> None:
-        files.remove_file(path)
+        self._change(path, lambda: files.remove_file(path))
+
+    def write_symlink(self, path: str, target: str) -> None:
+        self._change(path, lambda: files.write_symlink(path, target))
+
+    def remove_symlink(self, path: str) -> None:
+        self._change(path, lambda: files.remove_symlink(path))
+
+    def make_dir(self, path: str) -> None:
+        files.make_dir(path)
+
+    def remove_dir(self, path: str) -> None:
+        files.remove_dir(path)
+
+    def _change(self, path: str, change: Callable[[], None]) -> None:
+        """A change of a file a running daemon reads includes its reload (persist.reload)."""
+        from providers.linux.persist.reload import change_and_reload
+
+        change_and_reload(path, self.running_daemons(), change)
+
+    # -- persistence (providers/linux/persist) ---------------------------------------------
+    def running_daemons(self) -> frozenset[str]:
+        """What runs on this host that reloads care about (systemd, networkd, NM)."""
+        if self._running is None:
+            from providers.linux.persist.detect import running_daemons
+
+            self._running = running_daemons("/", "/proc")
+        return self._running
+
+    def detect_persistence(self, root: str, interface: str) -> Detection:
+        from providers.linux.persist.detect import detect
+
+        return detect(root, interface)
+
+    def sysctl_conflicts(self, root: str, sysctl_file: str, spec: Spec) -> list[str]:
+        from providers.linux.persist.sysctl_conflicts import scan
+
+        return scan(root, sysctl_file, spec.linux.all_sysctls())
 
     def run_batch(self, steps: list[Step]) -> list[BaseException | None]:
         """Run a group of batchable steps of one kind in one host call."""

@@ -34,7 +34,8 @@ def test_minimal_spec_gets_defaults() -> None:
     assert spec.linux.arp_announce == 2
     assert spec.linux.persist.enabled is True
     assert spec.linux.persist.sysctl_file == "/etc/sysctl.d/90-dsrctl.conf"
-    assert spec.linux.persist.addresses == "none"
+    assert spec.linux.persist.addresses == "auto"
+    assert spec.linux.persist.root == "/"
     assert [v.cidr for v in spec.vips] == ["192.0.2.100/32"]
     assert spec.linux.all_sysctls() == {
         "net.ipv4.conf.all.arp_ignore": 1,
@@ -212,9 +213,25 @@ def test_vips_are_canonical_and_sorted() -> None:
             "end in .conf",
         ),
         (
-            spec_with(linux={"persist": {"addresses": "auto"}}),
+            spec_with(linux={"persist": {"addresses": "systemd"}}),
             "linux.persist.addresses",
-            "only 'none'",
+            "unknown backend; known: auto, none, systemd-unit, networkd, networkmanager, "
+            "ifupdown, netplan",
+        ),
+        (
+            spec_with(linux={"persist": {"addresses": "ifcfg"}}),
+            "linux.persist.addresses",
+            "network-scripts do not remove addresses they did not add: use 'systemd-unit'",
+        ),
+        (
+            spec_with(linux={"persist": {"enabled": False, "addresses": "networkd"}}),
+            "linux.persist.addresses",
+            "persistence is disabled (enabled = false)",
+        ),
+        (
+            spec_with(linux={"persist": {"root": "srv/image"}}),
+            "linux.persist.root",
+            "must be an absolute path",
         ),
         (
             spec_with(linux={"persist": {"sysctl-file": "/x.conf"}}),
