@@ -1,7 +1,7 @@
 """Interface addresses through rtnetlink.
 
 Reads use the small standard-library dump reader in providers/linux/rtnl.py (pyroute2's
-import cost would dominate every `drift`). Writes are compiled by pyroute2's IPBatch
+import cost would dominate every `drift`). Writes are encoded with pyroute2's ifaddrmsg
 into one buffer and sent with a single sendto() on a plain netlink socket; the kernel
 acknowledges each request separately, so every address gets its own result. That is
 what makes 1,000 VIPs apply in well under a second instead of 1,000 round trips.
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from dsrctl.steps import AddressStep
 
 IFA_F_NODAD = 0x02
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+NLM_F_REQUEST, NLM_F_ACK = 0x01, 0x04
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
+_COMMAND_FLAGS = {
+    "add": NLM_F_CREATE | NLM_F_EXCL,
+    "replace": NLM_F_CREATE | NLM_F_REPLACE,
+    "del": 0,
+}
 IFA_F_DEPRECATED = 0x20
 INFINITY_LIFE = 0xFFFFFFFF
 NLMSG_ERROR = 2
@@ -69,23 +77,16 @@ def apply_address_steps(
     steps: list[AddressStep], indexes: dict[str, int]
 ) -> list[BaseException | None]:
     """Carry out address steps in one netlink batch; one result per step, in order."""
-    from pyroute2 import IPBatch
-
     owners: list[int] = []  # request number -> step number
-    batch = IPBatch()
-    try:
-        for number, step in enumerate(steps):
-            index = indexes.get(step.interface)
-            if index is None:
-                raise HostError(f"interface {step.interface} does not exist")
-            for command, attributes in _requests(step):
-                batch.addr(command, index=index, **attributes)
-                owners.append(number)
-        data = bytes(batch.batch)
-    finally:
-        # IPBatch owns an asyncio loop; left open it complains on stderr at exit.
-        batch.close()
-    results = _send(data, len(owners))
+    data = bytearray()
+    for number, step in enumerate(steps):
+        index = indexes.get(step.interface)
+        if index is None:
+            raise HostError(f"interface {step.interface} does not exist")
+        for command, state in _requests(step):
+            data += _encode(command, index, state, sequence=len(owners) + 1)
+            owners.append(number)
+    results = _send(bytes(data), len(owners))
     errors: list[BaseException | None] = [None] * len(steps)
     for code, request in results:
         owner = owners[request]
@@ -117,33 +118,54 @@ def _idempotent(code: int, step: AddressStep) -> bool:
     return code == errno.EEXIST and step.before is None
 
 
-def _requests(step: AddressStep) -> list[tuple[str, dict[str, Any]]]:
+def _requests(step: AddressStep) -> list[tuple[str, AddressState]]:
     before: AddressState | None = step.before
     after: AddressState | None = step.after
     if after is None:
         assert before is not None
-        return [("del", {"address": before.address, "prefixlen": before.prefix})]
-    add = ("add", _attributes(after))
+        return [("del", before)]
     if before is None:
-        return [add]
+        return [("add", after)]
     if after.version == 6:
         # Lifetimes and flags of an IPv6 address can be changed in place.
-        return [("replace", _attributes(after))]
+        return [("replace", after)]
     # The kernel does not change the label of an existing IPv4 address: remove, re-add.
-    return [("del", {"address": before.address, "prefixlen": before.prefix}), add]
+    return [("del", before), ("add", after)]
 
 
-def _attributes(state: AddressState) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"address": state.address, "prefixlen": state.prefix}
+def _encode(command: str, index: int, state: AddressState, sequence: int) -> bytes:
+    """One RTM_NEWADDR/RTM_DELADDR request, encoded by pyroute2's message class.
+
+    (pyroute2's IPRoute/IPBatch request layer costs about 0.5 ms an address on this
+    hardware; the message class alone a third of that, which keeps 1,000 VIPs fast.)
+    """
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET if state.version == 4 else socket.AF_INET6
+    msg["prefixlen"] = state.prefix
+    msg["index"] = index
+    attrs: list[tuple[str, Any]] = []
     if state.version == 4:
-        if state.label:
-            attrs["label"] = state.label
-        return attrs
-    attrs["preferred_lft"] = 0 if state.deprecated else INFINITY_LIFE
-    attrs["valid_lft"] = INFINITY_LIFE
-    if state.nodad:
-        attrs["flags"] = IFA_F_NODAD
-    return attrs
+        attrs += [("IFA_LOCAL", state.address), ("IFA_ADDRESS", state.address)]
+        if state.label and command != "del":
+            attrs.append(("IFA_LABEL", state.label))
+    else:
+        attrs.append(("IFA_ADDRESS", state.address))
+        if command != "del":
+            preferred = 0 if state.deprecated else INFINITY_LIFE
+            cacheinfo = {"ifa_preferred": preferred, "ifa_valid": INFINITY_LIFE}
+            attrs.append(("IFA_CACHEINFO", {**cacheinfo, "cstamp": 0, "tstamp": 0}))
+            if state.nodad:
+                msg["flags"] = IFA_F_NODAD
+                attrs.append(("IFA_FLAGS", IFA_F_NODAD))
+    msg["attrs"] = attrs
+    header = msg["header"]
+    header["type"] = RTM_DELADDR if command == "del" else RTM_NEWADDR
+    header["flags"] = NLM_F_REQUEST | NLM_F_ACK | _COMMAND_FLAGS[command]
+    header["sequence_number"] = sequence
+    msg.encode()
+    return bytes(msg.data)
 
 
 def _send(data: bytes, expected: int) -> list[tuple[int, int]]:
