@@ -157,6 +157,10 @@ def import_(
         str | None, typer.Option("--out", help="Write the spec here instead of stdout.")
     ] = None,
     interface: Annotated[str, typer.Option("--interface", help="Where the VIPs live.")] = "lo",
+    loopback: Annotated[
+        str | None,
+        typer.Option("--loopback", help="Windows: the adapter that holds the VIPs."),
+    ] = None,
 ) -> None:
     """Print a spec describing this host's current DSR configuration (TOML)."""
 
@@ -169,17 +173,29 @@ def import_(
 
         options = _options(ctx)
         provider = get_provider(options.platform)
-        if provider.platform != "linux":
+        if provider.platform not in ("linux", "windows"):
             raise DsrctlError(f"import is not available on {provider.platform} yet")
-        spec_path = os.path.abspath(out) if out else "/etc/dsrctl/dsrctl.toml"
+        windows = provider.platform == "windows"
+        if windows and interface != "lo":
+            raise DsrctlError("--interface is for Linux; on Windows use --loopback NAME")
+        if not windows and loopback is not None:
+            raise DsrctlError("--loopback is for Windows; on Linux use --interface NAME")
+        default = "<imported spec>" if windows else "/etc/dsrctl/dsrctl.toml"
+        spec_path = os.path.abspath(out) if out else default
         if out and os.path.exists(out):
             raise DsrctlError(f"{out} exists; remove it or choose another --out")
         if out and not os.path.isdir(os.path.dirname(spec_path)):
             raise DsrctlError(
                 f"cannot write {out}: directory {os.path.dirname(spec_path)} does not exist"
             )
-        imported = import_linux(provider, interface, spec_path)
-        text = render_toml(imported)
+        if windows:
+            from dsrctl import adopt_windows
+
+            imported = adopt_windows.import_windows(provider, loopback)
+            text = adopt_windows.render_toml(imported)
+        else:
+            imported = import_linux(provider, interface, spec_path)
+            text = render_toml(imported)
         adopted = None
         if adopt:
             from dsrctl.engine import adopt_spec

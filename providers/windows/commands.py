@@ -13,6 +13,7 @@ import os
 from dsrctl.windows_model import FirewallRuleState, SettingValue, VipAddress
 
 NETSH = "netsh"
+IPCONFIG = "ipconfig"
 LOOPBACK_HARDWARE_ID = "*MSLOOP"
 Argv = tuple[str, ...]
 
@@ -106,6 +107,17 @@ def rename_adapter(old: str, new: str) -> Argv:
 
 def show_rule(name: str) -> Argv:
     return (NETSH, "advfirewall", "firewall", "show", "rule", f"name={quoted(name)}", "verbose")
+
+
+def show_rules() -> Argv:
+    """Every firewall rule: `dsrctl import` looks for the ones that allow traffic to the VIPs."""
+    return (NETSH, "advfirewall", "firewall", "show", "rule", "name=all", "verbose")
+
+
+def ipconfig_all() -> Argv:
+    """Adapter names with their device descriptions (how `dsrctl import` finds the loopback
+    adapter: netsh does not show which device an adapter is)."""
+    return (IPCONFIG, "/all")
 
 
 def delete_rule(name: str) -> Argv:

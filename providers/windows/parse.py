@@ -251,6 +251,35 @@ def ipv6_addresses(text: str, command: str) -> dict[str, list[str]]:
     return result
 
 
+_IPCONFIG_ADAPTER = re.compile(r"^(\S.*?) adapter (.+):\s*$")
+_IPCONFIG_DESCRIPTION = re.compile(r"^\s+Description[ .]*:\s*(.*?)\s*$")
+
+
+def ipconfig_descriptions(text: str, command: str) -> dict[str, str]:
+    """``ipconfig /all``: a ``<Type> adapter <name>:`` heading per adapter ("Ethernet
+    adapter LO:"), then indented ``Description . . . : <device>`` among other fields.
+    Adapter name -> device description. (Disabled adapters are not listed.)"""
+    found: dict[str, str] = {}
+    current: str | None = None
+    headings = 0
+    for line in lines_of(text):
+        heading = _IPCONFIG_ADAPTER.match(line)
+        if heading:
+            current, headings = heading.group(2), headings + 1
+            continue
+        if line and not line[0].isspace():
+            current = None  # "Windows IP Configuration" and the like
+            continue
+        match = _IPCONFIG_DESCRIPTION.match(line)
+        if match and current is not None:
+            found.setdefault(current, match.group(1))
+    if not headings and text.strip():
+        raise unreadable(command, text, "'<type> adapter <name>:' headings")
+    if headings and not found:
+        raise unreadable(command, text, "'Description' fields")
+    return found
+
+
 NO_RULES = "No rules match the specified criteria."
 DELETED_RULES = re.compile(r"Deleted \d+ rule\(s\)\.")
 

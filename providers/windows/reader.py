@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Callable
 
 from dsrctl.errors import HostError
@@ -32,6 +33,9 @@ RULE_FIELDS = {
     "LocalPort", "RemotePort", "Action",
 }  # fmt: skip
 RULE_DEFAULTS = {"", "any", "no", "notrequired", "local setting"}
+# The device of a loopback adapter: "Microsoft Loopback Adapter" up to Windows Server 2008 R2,
+# "Microsoft KM-TEST Loopback Adapter" since; " #2" and so on for a second one.
+LOOPBACK_DEVICE = re.compile(r"Microsoft (?:KM-TEST )?Loopback Adapter(?: #\d+)?", re.IGNORECASE)
 
 
 def read_state(query: Query, scope: WindowsReadScope) -> WindowsState:
@@ -114,6 +118,24 @@ def read_rule(query: Query, name: str) -> FirewallRuleState | None:
     if len(rules) > 1:
         state = dataclasses.replace(state, count=len(rules))
     return state
+
+
+def read_rules(query: Query) -> list[tuple[str, FirewallRuleState]]:
+    """Every firewall rule, (name as spelled, state), in netsh's order. Several rules can
+    carry one name (netsh allows it): each is an entry of its own."""
+    result = query(commands.show_rules())
+    return [
+        (fields["Rule Name"], rule_state(fields, result.command, result.output))
+        for fields in parse.firewall_rules(result.output, result.command)
+    ]
+
+
+def read_loopback_adapters(query: Query) -> list[str]:
+    """Names of the adapters whose device is a Microsoft loopback adapter (by the device
+    description in ``ipconfig /all``), in the order ipconfig lists them."""
+    result = query(commands.ipconfig_all())
+    described = parse.ipconfig_descriptions(result.output, result.command)
+    return [name for name, device in described.items() if LOOPBACK_DEVICE.fullmatch(device)]
 
 
 def rule_state(fields: dict[str, str], command: str, text: str) -> FirewallRuleState:

@@ -1,5 +1,5 @@
-"""A fake Windows host for the CLI tests: netsh and devcon stand-ins first on PATH, their
-state in a JSON file, dsrctl run as a subprocess exactly as an operator runs it.
+"""A fake Windows host for the CLI tests: netsh, devcon and ipconfig stand-ins first on
+PATH, their state in a JSON file, dsrctl run as a subprocess exactly as an operator runs it.
 
 The stand-ins are Python scripts (tests/windows/fake); small launchers in a temporary
 bin directory run them with this interpreter, without site packages, so that each netsh
@@ -153,8 +153,8 @@ class FakeWindows:
         self.change(lambda state: state.update(log=[]))
 
     def writes(self) -> list[str]:
-        """Commands in the log that change something (everything but show/find)."""
-        reads = (" show ", "devcon find")
+        """Commands in the log that change something (everything but show/find/ipconfig)."""
+        reads = (" show ", "devcon find", "ipconfig /all")
         return [line for line in self.log() if not any(word in line for word in reads)]
 
     def snapshot(self) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def _launcher(path: Path, program: str) -> None:
 def win(tmp_path: Path) -> Iterator[FakeWindows]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for program in ("netsh", "devcon"):
+    for program in ("netsh", "devcon", "ipconfig"):
         _launcher(bin_dir / program, program)
     state_file = tmp_path / "host.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSRCTL_")}

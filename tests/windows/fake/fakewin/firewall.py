@@ -1,8 +1,8 @@
 """``netsh advfirewall firewall`` in the fake (Windows Server 2008 and later only).
 
 Like the real one, it allows several rules with the same name, deletes every rule of a
-name at once, and answers "No rules match the specified criteria." (exit 1) for a name
-it does not know.
+name at once, takes ``name=all`` as every rule (show and delete), and answers "No rules
+match the specified criteria." (exit 1) for a name it does not know.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ PROFILES = ("domain", "private", "public")
 
 def matching(state: State, name: str) -> list[dict[str, Any]]:
     found = [rule for rule in state["firewall"] if rule["name"].lower() == name.lower()]
+    if name.lower() == "all":
+        found = list(state["firewall"])
     if not found:
         raise Refused(NO_RULES)
     return found
