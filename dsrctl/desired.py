@@ -7,6 +7,7 @@ created, restore what it changed to the value recorded before its first change.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -69,6 +70,9 @@ def build_desired(
         path = under_root(linux.persist.root, linux.persist.sysctl_file)
         desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
     if persistence is not None:
+        for cidr, label in persistence.labels.items():  # e.g. ifcfg's alias lo:N
+            state = desired.addresses[linux.interface][cidr]
+            desired.addresses[linux.interface][cidr] = dataclasses.replace(state, label=label)
         desired.files.update(persistence.files)
         desired.symlinks.update(persistence.symlinks)
         desired.dirs.update(persistence.dirs)

@@ -122,6 +122,7 @@ def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> list[str
 
 
 def build_plan(desired: Desired, current: HostState, ownership: Ownership) -> Plan:
+    _leave_removed(desired, current)
     want_plain, want = desired_map(desired)
     have_plain, have = current_map(current, desired, ownership)
     steps: list[Step] = []
@@ -158,6 +159,26 @@ def _step(resource: str, before: Any, after: Any, desired: Desired) -> Step:
         step_class = FileStep if kind == "file" else SymlinkStep
         return step_class(resource, before, after, Phase.PERSIST, note=note)
     raise ValueError(f"unknown resource kind in {resource!r}")
+
+
+def _leave_removed(desired: Desired, current: HostState) -> None:
+    """A file or link that dsrctl changed (it existed before) and no longer manages is put
+    back as it was, unless someone has removed it since: dsrctl does not bring back what
+    was deliberately deleted (an operator's NetworkManager profile, say); it lets it go,
+    and the next apply forgets it."""
+    for kind, wanted, found in (
+        ("file", desired.files, current.files),
+        ("symlink", desired.symlinks, current.symlinks),
+    ):
+        for path, value in list(wanted.items()):
+            resource = file_id(path) if kind == "file" else symlink_id(path)
+            if value is None or resource in desired.spec_resources or found.get(path) is not None:
+                continue
+            del wanted[path]
+            desired.notes.append(
+                f"{path} was there before dsrctl changed it and has been removed since; "
+                "dsrctl leaves it removed"
+            )
 
 
 def _prefix_warnings(desired: Desired, current: HostState) -> list[str]:

@@ -2,7 +2,8 @@
 
 ``linux.persist.addresses`` names a backend, or ``auto``: the one tool that claims the
 interface at boot (see providers.linux.persist.detect), else a systemd unit when systemd
-boots the root, else nothing (with a note). When several tools claim it, ``auto``
+boots the root, else ifupdown when it brings up the uplink of a host that systemd does
+not boot, else nothing (with a note). When several tools claim it, ``auto``
 refuses with exit 1 in every command, ``plan``, ``drift`` and ``validate`` included,
 and names them: a plan that cannot say what apply would write is no plan, and a silent
 ``drift`` would hide that the VIPs may not come back after a reboot. The same holds for a
@@ -17,6 +18,7 @@ detection reads, and apply writes, a temporary tree instead of this host's /etc.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -32,11 +34,12 @@ from dsrctl.model import (
     under_root,
 )
 from dsrctl.spec import Spec
-from providers.linux.persist import Detection, RenderRequest, reload
+from providers.linux.persist import Claim, Detection, RenderRequest, default_label, reload
 
 
 def backend_module(name: str) -> ModuleType:
     from providers.linux.persist import (
+        ifcfg,
         ifupdown,
         netplan,
         networkd,
@@ -46,10 +49,11 @@ def backend_module(name: str) -> ModuleType:
 
     return {
         "systemd-unit": systemd_unit,
-        "networkd": networkd,
+        "systemd-networkd": networkd,
         "networkmanager": networkmanager,
         "ifupdown": ifupdown,
         "netplan": netplan,
+        "ifcfg": ifcfg,
     }[name]
 
 
@@ -63,6 +67,8 @@ class Persistence:
     dirs: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     running: frozenset[str] = frozenset()
+    # cidr -> the label the backend brings the VIP back with, where the spec gives none
+    labels: dict[str, str] = field(default_factory=dict)
 
     def resources(self) -> set[str]:
         return (
@@ -95,15 +101,56 @@ def choose_backend(spec: Spec, detection: Detection) -> tuple[str, list[str]]:
     problem = module.requirement(detection)
     if problem:
         raise _error(spec, f"{backend}: {problem}" if wanted == "auto" else problem)
+    notes += getattr(module, "notes", lambda _: [])(detection)
     # networkd's drop-in extends the file that netplan renders: that claim is no rival.
-    extended = detection.networkd_network if backend == "networkd" else None
+    extended = detection.networkd_network if backend == "systemd-networkd" else None
     for claim in detection.active_claims():
         if claim.backend != backend and claim.path != extended:
-            notes.append(
-                f"WARNING: {claim.describe()} also configures {detection.interface} at boot "
-                f"and may remove the VIPs that {backend} adds"
-            )
+            notes += rival_notes(claim, backend, detection, spec)
     return backend, notes
+
+
+def rival_notes(claim: Claim, backend: str, detection: Detection, spec: Spec) -> list[str]:
+    """What another tool that configures the interface at boot may do to the VIPs."""
+    from providers.linux.persist import networkd
+
+    interface = detection.interface
+    if claim.backend == "systemd-networkd":
+        keep = detection.networkd_keep
+        ipv6 = any(vip.version == 6 for vip in spec.vips)
+        if keep in networkd.KEEPS_ALL or (keep == "static" and not ipv6):
+            return [
+                f"{claim.describe()} also configures {interface} at boot; it keeps addresses "
+                f"it did not configure (KeepConfiguration={keep}), so the VIPs stay"
+            ]
+        return [
+            f"WARNING: {claim.describe()}: systemd-networkd manages {interface} and removes "
+            f"the addresses it was not told about whenever it configures the link "
+            f"(KeepConfiguration={keep or 'no'}), so it may remove the VIPs that {backend} "
+            "adds; choose linux.persist.addresses = 'systemd-networkd', or set "
+            "KeepConfiguration=yes in that file"
+        ]
+    if claim.backend == "networkmanager":
+        return [
+            f"WARNING: {claim.describe()}: NetworkManager gives {interface} the addresses of "
+            f"this active loopback profile whenever it activates or reapplies it, and may "
+            f"remove the VIPs that {backend} adds; choose linux.persist.addresses = "
+            "'networkmanager', or remove the profile"
+        ]
+    if claim.backend == "ifcfg":
+        labelled = [str(vip.label) for vip in spec.vips if vip.label and vip.label != interface]
+        if not labelled:
+            return []  # ifup-aliases flushes labelled aliases only; the others stay
+        return [
+            f"WARNING: {claim.describe()}: at boot the network-scripts' ifup-aliases removes "
+            f"every {interface}:* alias that has no ifcfg-{interface}:<name> file, so the "
+            f"labelled VIPs ({', '.join(labelled)}) that {backend} adds would go; choose "
+            "linux.persist.addresses = 'ifcfg', or drop the labels"
+        ]
+    return [
+        f"WARNING: {claim.describe()} also configures {interface} at boot "
+        f"and may remove the VIPs that {backend} adds"
+    ]
 
 
 def auto_choice(detection: Detection) -> tuple[str | None, str]:
@@ -122,9 +169,14 @@ def auto_choice(detection: Detection) -> tuple[str | None, str]:
     if detection.systemd:
         return "systemd-unit", f"no tool configures {detection.interface} at boot"
     where = "this host" if detection.live else detection.root
-    return "none", (
-        f"no tool configures {detection.interface} at boot and systemd does not boot {where}"
-    )
+    why = f"no tool configures {detection.interface} at boot and systemd does not boot {where}"
+    for claim in detection.uplink_claims:
+        if claim.active and claim.backend == "ifupdown" and detection.ifupdown_sources_dropins:
+            return "ifupdown", (
+                f"{why}; ifupdown brings up the uplink {detection.uplink} at boot "
+                f"({claim.describe()}) and reads /etc/network/interfaces.d"
+            )
+    return "none", why
 
 
 def check_vips(spec: Spec, backend: str, states: list[AddressState]) -> None:
@@ -148,6 +200,7 @@ def build(
     result = Persistence(backend, notes=notes, running=detection.running)
     if backend == "none":
         return result
+    module = backend_module(backend)
     request = RenderRequest(
         states=tuple(states),
         interface=spec.linux.interface,
@@ -155,7 +208,22 @@ def build(
         detection=detection,
         dropped=dropped,
     )
-    rendered = backend_module(backend).render(request)
+    if hasattr(module, "labels"):  # the backend decides the label of unlabelled VIPs
+        labels = module.labels(request)
+        result.labels = {
+            state.cidr: labels[state.cidr]
+            for state in states
+            if state.cidr in labels and default_label(state, request.interface)
+        }
+        relabelled = tuple(
+            dataclasses.replace(state, label=labels.get(state.cidr, state.label))
+            for state in states
+        )
+        request = dataclasses.replace(request, states=relabelled)
+    problem = getattr(module, "check", lambda _: None)(request)
+    if problem:
+        raise _error(spec, f"{backend} cannot keep the VIPs across a reboot: {problem}")
+    rendered = module.render(request)
     root = spec.linux.persist.root
     result.files = {under_root(root, path): state for path, state in rendered.files.items()}
     result.symlinks = {under_root(root, path): target for path, target in rendered.symlinks.items()}

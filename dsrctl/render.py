@@ -162,12 +162,22 @@ def render_persistence(out: Output, report: dict[str, Any]) -> None:
     """Who configures the interface at boot (providers.linux.persist.detect)."""
     interface, root = report["interface"], report["root"]
     out.line(f"boot configuration of {interface} (under {root}):", "bold")
-    for claim in report["claims"]:
-        state = "active" if claim["active"] else f"ignored: {claim['inactive_reason']}"
-        out.line(f"  {claim['backend']}: {claim['path']} ({claim['detail']}) [{state}]")
-    if not report["claims"]:
-        out.line(f"  no tool configures {interface}")
+    _render_claims(out, report["claims"], interface, "  ")
+    if "networkmanager_version" in report:
+        out.line(f"  NetworkManager version: {report['networkmanager_version']}")
+    uplink = report.get("uplink")
+    if uplink:
+        out.line(f"  uplink {uplink['interface']} (the default route):")
+        _render_claims(out, uplink["claims"], uplink["interface"], "    ")
     choice = report["auto"] or "refuses to choose"
     out.line(f"  linux.persist.addresses = 'auto' -> {choice}: {report['auto_reason']}")
     for note in report["notes"]:
         out.line(f"  ! {note}", "yellow")
+
+
+def _render_claims(out: Output, claims: list[dict[str, Any]], interface: str, indent: str) -> None:
+    for claim in claims:
+        state = "active" if claim["active"] else f"ignored: {claim['inactive_reason']}"
+        out.line(f"{indent}{claim['backend']}: {claim['path']} ({claim['detail']}) [{state}]")
+    if not claims:
+        out.line(f"{indent}no tool configures {interface}")

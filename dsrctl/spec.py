@@ -28,11 +28,14 @@ ADDRESS_BACKENDS = (
     "auto",
     "none",
     "systemd-unit",
-    "networkd",
+    "systemd-networkd",
     "networkmanager",
     "ifupdown",
     "netplan",
+    "ifcfg",
 )
+# Other names a spec may use; the spec keeps the canonical one (old specs keep working).
+BACKEND_ALIASES = {"networkd": "systemd-networkd"}
 IFNAMSIZ = 16  # including the terminating NUL: names are at most 15 characters
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -326,19 +329,15 @@ def _parse_persist(table: Table) -> Persist:
         )
     if "\n" in sysctl_file or "\0" in sysctl_file:
         raise table.error("sysctl_file", sysctl_file, "not a usable path")
-    addresses = table.string("addresses", "auto")
+    spelled = table.string("addresses", "auto")
+    addresses = BACKEND_ALIASES.get(spelled, spelled)
     if addresses not in ADDRESS_BACKENDS:
-        hint = (
-            "network-scripts do not remove addresses they did not add: use 'systemd-unit' "
-            "(what 'auto' picks for them)"
-            if addresses == "ifcfg"
-            else "unknown backend"
-        )
-        raise table.error("addresses", addresses, f"{hint}; known: {', '.join(ADDRESS_BACKENDS)}")
+        known = ", ".join(ADDRESS_BACKENDS)
+        raise table.error("addresses", spelled, f"unknown backend; known: {known}")
     if not enabled and addresses not in ("auto", "none"):
         raise table.error(
             "addresses",
-            addresses,
+            spelled,
             "persistence is disabled (enabled = false); set enabled = true or remove this key",
         )
     root = table.string("root", "/")

@@ -38,6 +38,17 @@ source /etc/network/interfaces.d/*
 auto lo
 iface lo inet loopback
 """
+# RHEL 7's /etc/sysconfig/network-scripts/ifcfg-lo, as the initscripts package ships it
+RHEL_IFCFG_LO = """DEVICE=lo
+IPADDR=127.0.0.1
+NETMASK=255.0.0.0
+NETWORK=127.0.0.0
+# If you're having problems with gated making 127.0.0.0/8 a martian,
+# you can change this to something else (255.255.255.255, for example)
+BROADCAST=127.255.255.255
+ONBOOT=yes
+NAME=loopback
+"""
 NETPLAN_LO = """network:
   version: 2
   renderer: networkd
@@ -93,6 +104,29 @@ def ifupdown_root(root: Path, interfaces: str = DEBIAN_INTERFACES) -> Path:
     write(root, "/usr/sbin/ifup", "#!/bin/sh\n", 0o755)
     enable(root, "networking.service")
     return root
+
+
+def ifcfg_root(root: Path, enabled: bool = True) -> Path:
+    """A RHEL 7 host: network-scripts installed, the SysV ``network`` service enabled."""
+    systemd_root(root)
+    write(root, "/etc/sysconfig/network-scripts/ifcfg-lo", RHEL_IFCFG_LO)
+    write(root, "/etc/sysconfig/network-scripts/ifup-aliases", "#!/bin/bash\n", 0o755)
+    write(root, "/etc/rc.d/init.d/network", "#!/bin/bash\n", 0o755)
+    if enabled:  # what `chkconfig network on` leaves behind
+        (root / "etc/rc.d/rc3.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc/rc.d/rc3.d/S10network").symlink_to("../init.d/network")
+    return root
+
+
+def dpkg_installed(root: Path, package: str, version: str) -> None:
+    """An entry in the dpkg database under ``root``, as dpkg writes it."""
+    write(
+        root,
+        "/var/lib/dpkg/status",
+        f"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
+        f"Package: {package}\nStatus: install ok installed\nPriority: optional\n"
+        f"Version: {version}\nDescription: x\n continued\n",
+    )
 
 
 def netplan_root(root: Path, yaml: str = NETPLAN_LO, generate: bool = True) -> Path:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 CAP_NET_ADMIN = 12
 CAP_DAC_OVERRIDE = 1
 KUBERNETES_HINT_INTERFACES = ("kube-ipvs0",)
+KUBERNETES_HINT_FILES = ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/config.yaml")
 SHOW_SYSCTLS = ("arp_ignore", "arp_announce", "rp_filter")
 
 
@@ -57,7 +58,7 @@ class LinuxHost(Provider):
     def _check_persistence(self, spec: Spec) -> None:
         """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
         from dsrctl.desired import vip_states
-        from dsrctl.persistence import check_vips, choose_backend
+        from dsrctl.persistence import build
 
         persist = spec.linux.persist
         if not persist.enabled:
@@ -66,9 +67,7 @@ class LinuxHost(Provider):
             raise SpecError(spec.path, "linux.persist.root", persist.root, "no such directory")
         if persist.addresses == "none":
             return
-        detection = self.detect_persistence(persist.root, spec.linux.interface)
-        backend, _ = choose_backend(spec, detection)
-        check_vips(spec, backend, vip_states(spec))
+        build(spec, self.detect_persistence(persist.root, spec.linux.interface), vip_states(spec))
 
     def check_privileges(self) -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -118,11 +117,14 @@ class LinuxHost(Provider):
                 f"the VIPs on it; bring it up (ip link set {scope.interface} up) and find out "
                 "what took it down"
             )
-        if any(name in links for name in KUBERNETES_HINT_INTERFACES):
+        evidence = [name for name in KUBERNETES_HINT_INTERFACES if name in links]
+        evidence += [path for path in KUBERNETES_HINT_FILES if os.path.exists(path)]
+        if evidence:
             warnings.append(
-                "this host looks like a Kubernetes node (kube-ipvs0 exists): kube-proxy in "
-                "IPVS mode with strictARP sets net.ipv4.conf.all.arp_ignore=1 as well, and "
-                "the value affects every pod interface; check with the cluster owners"
+                f"this host looks like a Kubernetes node ({', '.join(evidence)} exists): "
+                "kube-proxy in IPVS mode with strictARP sets net.ipv4.conf.all.arp_ignore=1 "
+                "as well, and the value affects every pod interface; check with the cluster "
+                "owners"
             )
         state.facts["warnings"] = warnings
         return state
@@ -256,9 +258,12 @@ class LinuxHost(Provider):
         return self._running
 
     def detect_persistence(self, root: str, interface: str) -> Detection:
-        from providers.linux.persist.detect import detect
+        """Who configures ``interface`` at boot under ``root``; on the live host, also who
+        configures the uplink (the interface of the default route)."""
+        from providers.linux.persist.detect import detect, is_live
+        from providers.linux.persist.probe import uplink
 
-        return detect(root, interface)
+        return detect(root, interface, uplink=uplink() if is_live(root) else None)
 
     def sysctl_conflicts(self, root: str, sysctl_file: str, spec: Spec) -> list[str]:
         from providers.linux.persist.sysctl_conflicts import scan

@@ -46,10 +46,10 @@ def test_two_tools_on_lo_stop_every_command_until_the_spec_chooses(
     before = host_state(netns, root)
     message = (
         f'error: {spec}: linux.persist.addresses = "auto": several tools configure lo at boot: '
-        "networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo); "
+        "systemd-networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo); "
         "ifupdown (/etc/network/interfaces: auto lo, iface lo inet loopback); dsrctl cannot "
-        "tell which one wins: set linux.persist.addresses to one of 'ifupdown', 'networkd' "
-        "(or 'none')\n"
+        "tell which one wins: set linux.persist.addresses to one of 'ifupdown', "
+        "'systemd-networkd' (or 'none')\n"
     )
     for command in (["plan"], ["drift"], ["validate"], ["apply", "--auto-approve"]):
         result = netns.dsrctl(*command, str(spec))
@@ -62,7 +62,7 @@ def test_two_tools_on_lo_stop_every_command_until_the_spec_chooses(
     assert plan.returncode == 0, plan.stderr
     assert (
         "! WARNING: ifupdown (/etc/network/interfaces: auto lo, iface lo inet loopback) also "
-        "configures lo at boot and may remove the VIPs that networkd adds" in plan.stdout
+        "configures lo at boot and may remove the VIPs that systemd-networkd adds" in plan.stdout
     )
     assert f"+ dir {root}/etc/systemd/network/10-lo.network.d: directory" in plan.stdout
     assert f"+ file {root}/etc/systemd/network/10-lo.network.d/90-dsrctl.conf" in plan.stdout
@@ -241,13 +241,14 @@ def test_show_reports_who_configures_lo_at_boot(netns: Netns, tmp_path: Path) ->
     root = networkd_root(tmp_path / "root")
     text = netns.dsrctl("show", "--root", str(root)).stdout
     assert f"boot configuration of lo (under {root}):" in text
-    assert "  networkd: /etc/systemd/network/10-lo.network ([Match] Name=lo) [active]" in text
+    line = "  systemd-networkd: /etc/systemd/network/10-lo.network ([Match] Name=lo) [active]"
+    assert line in text
     assert (
-        "  linux.persist.addresses = 'auto' -> networkd: "
-        "networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo)" in text
+        "  linux.persist.addresses = 'auto' -> systemd-networkd: "
+        "systemd-networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo)" in text
     )
     data = json.loads(netns.dsrctl("show", "--json", "--root", str(root)).stdout)
-    assert data["persistence"]["auto"] == "networkd"
+    assert data["persistence"]["auto"] == "systemd-networkd"
     assert data["persistence"]["claims"][0]["path"] == "/etc/systemd/network/10-lo.network"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsrctl.persistence import auto_choice
-from providers.linux.persist import detect as detect_module
+from providers.linux.persist import tree as tree_module
 from providers.linux.persist.detect import detect, running_daemons
 from providers.linux.persist.networkd import matches
 from tests.persist_roots import (
@@ -41,16 +41,16 @@ def test_a_bare_systemd_root_gets_the_unit_and_no_systemd_gets_nothing(tmp_path:
 def test_networkd_claims_lo_only_when_enabled(tmp_path: Path) -> None:
     networkd_root(tmp_path, enabled=False)
     found = detect(str(tmp_path), "lo")
-    assert claims(tmp_path) == [("networkd", "/etc/systemd/network/10-lo.network", False)]
+    assert claims(tmp_path) == [("systemd-networkd", "/etc/systemd/network/10-lo.network", False)]
     assert found.notes == (
-        "networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo) is ignored: "
+        "systemd-networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo) is ignored: "
         "systemd-networkd is not enabled",
     )
     assert auto_choice(found)[0] == "systemd-unit"
     enable(tmp_path, "systemd-networkd.service")
     found = detect(str(tmp_path), "lo")
     assert found.networkd_network == "/etc/systemd/network/10-lo.network"
-    assert auto_choice(found)[0] == "networkd"
+    assert auto_choice(found)[0] == "systemd-networkd"
 
 
 def test_networkd_uses_the_first_matching_file_by_name_and_etc_masks_usr(tmp_path: Path) -> None:
@@ -152,10 +152,10 @@ def test_two_tools_make_auto_refuse_with_both_named(tmp_path: Path) -> None:
     assert backend is None
     assert why == (
         "several tools configure lo at boot: "
-        "networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo); "
+        "systemd-networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo); "
         "ifupdown (/etc/network/interfaces: auto lo, iface lo inet loopback); "
         "dsrctl cannot tell which one wins: set linux.persist.addresses to one of "
-        "'ifupdown', 'networkd' (or 'none')"
+        "'ifupdown', 'systemd-networkd' (or 'none')"
     )
 
 
@@ -170,7 +170,7 @@ def test_a_file_that_cannot_be_read_is_reported(
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(detect_module, "open", deny, raising=False)
+    monkeypatch.setattr(tree_module, "open", deny, raising=False)
     found = detect(str(tmp_path), "lo")
     assert found.claims == ()
     assert found.notes == (

@@ -145,7 +145,9 @@ def test_symlink_and_dir_steps_survive_the_journal_and_invert() -> None:
 def test_auto_refuses_two_tools_in_every_command_with_the_key_named() -> None:
     detection = systemd_host(
         claims=(
-            Claim("networkd", "/etc/systemd/network/10-lo.network", "[Match] Name=lo", True),
+            Claim(
+                "systemd-networkd", "/etc/systemd/network/10-lo.network", "[Match] Name=lo", True
+            ),
             Claim("ifupdown", "/etc/network/interfaces", "auto lo, iface lo inet loopback", True),
         )
     )
@@ -156,21 +158,44 @@ def test_auto_refuses_two_tools_in_every_command_with_the_key_named() -> None:
         '/etc/dsrctl/dsrctl.toml: linux.persist.addresses = "auto": several tools configure lo'
     )
     explicit = make_spec("192.0.2.1", addresses="ifupdown")
-    backend, notes = choose_backend(
-        explicit, systemd_host(claims=detection.claims, ifupdown_sources_dropins=True)
+    host = systemd_host(
+        claims=detection.claims, ifupdown_sources_dropins=True, services=frozenset({"ifupdown"})
     )
+    backend, notes = choose_backend(explicit, host)
     assert backend == "ifupdown"
     assert notes == [
-        "WARNING: networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo) also configures "
-        "lo at boot and may remove the VIPs that ifupdown adds"
+        "WARNING: systemd-networkd (/etc/systemd/network/10-lo.network: [Match] Name=lo): "
+        "systemd-networkd manages lo and removes the addresses it was not told about whenever "
+        "it configures the link (KeepConfiguration=no), so it may remove the VIPs that "
+        "ifupdown adds; choose linux.persist.addresses = 'systemd-networkd', or set "
+        "KeepConfiguration=yes in that file"
     ]
 
 
 @pytest.mark.parametrize(
     ("addresses", "vips", "detection", "words"),
     [
-        ("networkd", ["192.0.2.1"], systemd_host(), "no .network file selects lo"),
-        ("networkmanager", ["192.0.2.1"], systemd_host(), "no active NetworkManager profile"),
+        (
+            "networkmanager",
+            ["192.0.2.1"],
+            systemd_host(nm_version="1.40.4-1"),
+            "NetworkManager 1.40.4-1 has no loopback profiles (1.42 and later have them), so "
+            "it cannot bring the VIPs on lo back after a reboot; use 'systemd-unit'",
+        ),
+        (
+            "ifcfg",
+            ["192.0.2.1"],
+            systemd_host(),
+            "there is no /etc/sysconfig/network-scripts/ifcfg-lo: network-scripts bring up the "
+            "aliases of lo only when they bring up lo itself (use 'systemd-unit')",
+        ),
+        (
+            "ifcfg",
+            ["2001:db8::1"],
+            systemd_host(ifcfg_parent=True),
+            "ifcfg cannot keep VIP 2001:db8::1/128 across a reboot: network-scripts have no "
+            "alias files for IPv6 addresses",
+        ),
         (
             "networkmanager",
             ["2001:db8::1"],
@@ -213,6 +238,7 @@ def test_backends_that_cannot_work_here_are_refused(
 def test_networkd_on_a_netplan_host_extends_netplans_rendered_file() -> None:
     rendered = "/run/systemd/network/10-netplan-lo.network"
     detection = systemd_host(
+        services=frozenset({"systemd-networkd"}),
         claims=(Claim("netplan", rendered, "renders id 'lo' for networkd", True),),
         networkd_network=rendered,
         netplan_id="lo",
@@ -220,6 +246,7 @@ def test_networkd_on_a_netplan_host_extends_netplans_rendered_file() -> None:
     )
     spec = make_spec("2001:db8::1", addresses="networkd")
     result = build(spec, detection, vip_states(spec))
+    assert result.backend == "systemd-networkd"  # the old name still works
     assert list(result.files) == ["/etc/systemd/network/10-netplan-lo.network.d/90-dsrctl.conf"]
     assert result.notes == []  # netplan's file is the one extended: no rival to warn about
     with pytest.raises(SpecError, match="netplan cannot turn off duplicate address detection"):
@@ -240,7 +267,7 @@ def test_auto_on_real_looking_roots(tmp_path: Path) -> None:
     networkd = networkd_root(tmp_path / "networkd")
     spec = make_spec("192.0.2.1", root=str(networkd))
     result = build(spec, detect(str(networkd), "lo"), vip_states(spec))
-    assert result.backend == "networkd"
+    assert result.backend == "systemd-networkd"
     assert list(result.files) == [f"{networkd}/etc/systemd/network/10-lo.network.d/90-dsrctl.conf"]
     assert result.dirs == {f"{networkd}/etc/systemd/network/10-lo.network.d": DIRECTORY}
     debian = ifupdown_root(tmp_path / "debian")

@@ -16,9 +16,11 @@ from dsrctl.desired import vip_state
 from dsrctl.model import AddressState
 from providers.linux.persist import (
     Detection,
+    IfcfgAlias,
     NmProfile,
     Rendered,
     RenderRequest,
+    ifcfg,
     ifupdown,
     netplan,
     networkd,
@@ -84,7 +86,41 @@ def test_networkd_dropin_extends_the_file_that_configures_lo() -> None:
     path, content, mode = only_file(rendered)
     assert (path, mode) == ("/etc/systemd/network/80-lo.network.d/90-dsrctl.conf", 0o644)
     assert rendered.dirs == ("/etc/systemd/network/80-lo.network.d",)
-    golden("networkd/90-dsrctl.conf", content)
+    golden("systemd-networkd/90-dsrctl.conf", content)
+    # The operator's own KeepConfiguration= is left alone: no [Network] section then.
+    kept = networkd.render(request(FULL, networkd_network=network, networkd_keep="static"))
+    assert only_file(kept)[1] == content.replace(
+        b"\n[Network]\n# keep addresses networkd did not configure\nKeepConfiguration=yes\n", b""
+    )
+
+
+def test_networkd_own_file_for_lo_keeps_localhost_and_foreign_addresses() -> None:
+    rendered = networkd.render(request(FULL))
+    path, content, mode = only_file(rendered)
+    assert (path, mode) == ("/etc/systemd/network/10-dsrctl-lo.network", 0o644)
+    assert rendered.dirs == ()  # /etc/systemd/network ships with systemd
+    golden("systemd-networkd/10-dsrctl-lo.network", content)
+    sections = networkd.parse(content.decode())
+    assert ("Match", "Name", "lo") in sections
+    assert ("Network", "KeepConfiguration", "yes") in sections
+    assert ("Network", "Address", "127.0.0.1/8") in sections
+    assert ("Network", "Address", "::1/128") in sections
+
+
+@pytest.mark.parametrize(
+    ("texts", "keep"),
+    [
+        ([], None),
+        (["[Network]\nKeepConfiguration=static\n"], "static"),
+        (["[Network]\nKeepConfiguration=no\n", "[Network]\nKeepConfiguration=Yes\n"], "yes"),
+        (["[Network]\nKeepConfiguration=yes\n", "[Network]\nKeepConfiguration=\n"], None),
+        (["[Link]\nKeepConfiguration=yes\n"], None),
+    ],
+)
+def test_keep_configuration_follows_the_file_then_its_dropins(
+    texts: list[str], keep: str | None
+) -> None:
+    assert networkd.keep_configuration(texts) == keep
 
 
 def test_ifupdown_stanzas() -> None:
@@ -108,6 +144,109 @@ def test_networkmanager_adds_addresses_to_the_operators_profile() -> None:
     )
     assert (path, mode) == (profile.path, 0o600)
     golden("networkmanager/lo.nmconnection", content)
+
+
+def test_networkmanager_own_profile_when_no_loopback_profile_exists() -> None:
+    path, content, mode = only_file(networkmanager.render(request(IPV4[1:])))
+    assert (path, mode) == ("/etc/NetworkManager/system-connections/dsrctl-lo.nmconnection", 0o600)
+    golden("networkmanager/dsrctl-lo.nmconnection", content)
+    again = only_file(
+        networkmanager.render(request([*IPV4[1:], vip_state("192.0.2.9", 32, None, "lo")]))
+    )
+    assert (  # the same uuid at every run
+        networkmanager.groups(again[1].decode())["connection"]
+        == networkmanager.groups(content.decode())["connection"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "old"),
+    [("1.42.4-1", False), ("1.40.16-1", True), ("1:1.44.2-1", False), (None, False)],
+)
+def test_networkmanager_versions(version: str | None, old: bool) -> None:
+    detection = Detection("/", "lo", live=False, systemd=True, nm_version=version)
+    assert networkmanager.too_old(detection) is old
+    assert (networkmanager.requirement(detection) is not None) is old
+
+
+def test_ifcfg_alias_files() -> None:
+    rendered = ifcfg.render(request([FULL[0]]))
+    path, content, mode = only_file(rendered)
+    assert (path, mode) == ("/etc/sysconfig/network-scripts/ifcfg-lo:1", 0o644)
+    golden("ifcfg/ifcfg-lo:1", content)
+    assert ifcfg.parse(content.decode()) == {
+        "DEVICE": "lo:1",
+        "IPADDR": "192.0.2.100",
+        "NETMASK": "255.255.255.255",
+        "PREFIX": "32",  # not inherited from ifcfg-lo's /8
+        "ONBOOT": "yes",
+        "IPV6INIT": "no",
+    }
+
+
+def alias(name: str, ipaddr: str | None, ours: bool = False) -> IfcfgAlias:
+    return IfcfgAlias(name, f"/etc/sysconfig/network-scripts/ifcfg-lo:{name}", ipaddr, ours)
+
+
+def test_ifcfg_numbers_unlabelled_vips_stably() -> None:
+    states = [
+        vip_state("192.0.2.1", 32, "lo:1", "lo"),
+        vip_state("192.0.2.2", 32, None, "lo"),
+        vip_state("192.0.2.3", 32, None, "lo"),
+        vip_state("192.0.2.4", 32, None, "lo"),
+        FULL[2],
+    ]
+    existing = (
+        alias("0", "198.18.0.50"),  # the operator's: its name is never given out
+        alias("7", "192.0.2.3", ours=True),  # written for this VIP by an earlier run
+        alias("2", "192.0.2.99", ours=True),  # dsrctl's, for a VIP the spec dropped
+        alias("3", None, ours=True),  # dsrctl's, its IPADDR removed by hand
+    )
+    assert ifcfg.labels(request(states, ifcfg_aliases=existing)) == {
+        "192.0.2.1/32": "lo:1",
+        "192.0.2.2/32": "lo:2",
+        "192.0.2.3/32": "lo:7",
+        "192.0.2.4/32": "lo:3",
+    }
+    assert ifcfg.labels(request(states)) == {
+        "192.0.2.1/32": "lo:1",
+        "192.0.2.2/32": "lo:0",
+        "192.0.2.3/32": "lo:2",
+        "192.0.2.4/32": "lo:3",
+    }
+
+
+def test_ifcfg_never_writes_an_alias_file_of_the_operators() -> None:
+    states = [vip_state("192.0.2.1", 32, "lo:1", "lo")]
+    assert ifcfg.check(request(states, ifcfg_aliases=(alias("1", "192.0.2.9", True),))) is None
+    assert ifcfg.check(request(states, ifcfg_aliases=(alias("1", "198.18.0.5"),))) == (
+        "/etc/sysconfig/network-scripts/ifcfg-lo:1 exists and configures 198.18.0.5, not VIP "
+        "192.0.2.1/32 (label lo:1): give the VIP another label or remove that file"
+    )
+    assert ifcfg.check(request(states, ifcfg_aliases=(alias("0", "192.0.2.1"),))) == (
+        "/etc/sysconfig/network-scripts/ifcfg-lo:0 already configures VIP 192.0.2.1, and "
+        "network-scripts would add it twice at boot: remove that file (dsrctl writes its own "
+        "alias for the VIP) or remove the VIP from the spec"
+    )
+    twice = [*states, vip_state("192.0.2.2", 32, "lo:1", "lo")]
+    assert ifcfg.check(request(twice)) == (
+        "VIPs 192.0.2.1/32 and 192.0.2.2/32 both have label lo:1: network-scripts keep one "
+        "address per alias"
+    )
+
+
+def test_ifcfg_files_are_read_like_the_shell_reads_them() -> None:
+    text = (
+        "# comment\nDEVICE='lo:1'\nIPADDR=\"192.0.2.1\" # trailing\nNAME=my\\ alias\n"
+        "export ONBOOT=yes\necho not an assignment\n1X=bad\n"
+    )
+    assert ifcfg.parse(text) == {
+        "DEVICE": "lo:1",
+        "IPADDR": "192.0.2.1",
+        "NAME": "my alias",
+        "ONBOOT": "yes",
+    }
+    assert ifcfg.parse("IPADDR='unbalanced\n") == {}
 
 
 def test_networkmanager_merge_is_idempotent_and_drops_only_what_dsrctl_added() -> None:
@@ -135,6 +274,8 @@ def test_networkmanager_merge_adds_an_ipv4_group_when_there_is_none() -> None:
         (networkmanager, FULL[0], "do not keep address labels"),
         (netplan, FULL[2], "cannot turn off duplicate address detection"),
         (ifupdown, vip_state("192.0.2.1", 32, "lo-web", "lo"), "named lo:<name>"),
+        (ifcfg, FULL[2], "no alias files for IPv6 addresses"),
+        (ifcfg, vip_state("192.0.2.1", 32, "lo:a-b", "lo"), "lo:<letters, digits, _>"),
     ],
 )
 def test_backends_refuse_what_they_cannot_keep(

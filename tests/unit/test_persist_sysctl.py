@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.linux.persist import detect
+from providers.linux.persist import tree
 from providers.linux.persist.sysctl_conflicts import overrides, parse, scan
 from tests.persist_roots import write
 
@@ -87,8 +87,46 @@ def test_an_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(detect, "open", deny, raising=False)
+    monkeypatch.setattr(tree, "open", deny, raising=False)
     assert scan(str(tmp_path), OURS, WANTED) == [
         "cannot read /etc/sysctl.d/99-secret.conf (permission denied): whether it overrides "
         "dsrctl's sysctls at boot is unknown; run as root"
     ]
+
+
+def test_etc_sysctl_conf_through_the_99_sysctl_link_is_named(tmp_path: Path) -> None:
+    """Debian before 13, Ubuntu and RHEL: systemd-sysctl reads /etc/sysctl.conf through
+    /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf, at that link's place in the order."""
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)  # systemd boots this root
+    write(tmp_path, "/etc/sysctl.conf", "net.ipv4.conf.all.arp_announce = 0\n")
+    (tmp_path / "etc/sysctl.d").mkdir(exist_ok=True)
+    (tmp_path / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
+    assert scan(str(tmp_path), OURS, WANTED) == [
+        "WARNING: /etc/sysctl.d/99-sysctl.conf (a link to /etc/sysctl.conf) sets "
+        "net.ipv4.conf.all.arp_announce = 0 and is read after 90-dsrctl.conf, so at boot it "
+        "overrides dsrctl's 2: the host would answer ARP for its VIPs after a reboot; remove "
+        "that line or rename one of the files"
+    ]
+    # An absolute link is followed inside the root, never to this host's /etc/sysctl.conf.
+    (tmp_path / "etc/sysctl.d/99-sysctl.conf").unlink()
+    (tmp_path / "etc/sysctl.d/99-sysctl.conf").symlink_to("/etc/sysctl.conf")
+    (warning,) = scan(str(tmp_path), OURS, WANTED)
+    assert "sets net.ipv4.conf.all.arp_announce = 0" in warning
+    # Debian 13 dropped the link: systemd-sysctl no longer reads /etc/sysctl.conf at all.
+    (tmp_path / "etc/sysctl.d/99-sysctl.conf").unlink()
+    assert scan(str(tmp_path), OURS, WANTED) == []
+
+
+def test_etc_sysctl_conf_is_read_last_where_systemd_does_not_boot(tmp_path: Path) -> None:
+    """procps' `sysctl --system` (the boot script of a host without systemd) reads
+    /etc/sysctl.conf after every sysctl.d file."""
+    write(tmp_path, "/etc/sysctl.conf", "net.ipv4.conf.all.arp_ignore=0\n")
+    write(tmp_path, "/etc/sysctl.d/99-zz.conf", "net.ipv4.conf.all.arp_ignore = 1\n")
+    assert scan(str(tmp_path), OURS, WANTED) == [
+        "WARNING: /etc/sysctl.conf (read last by 'sysctl --system') sets "
+        "net.ipv4.conf.all.arp_ignore = 0 and is read after 90-dsrctl.conf, so at boot it "
+        "overrides dsrctl's 1: the host would answer ARP for its VIPs after a reboot; remove "
+        "that line"
+    ]
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    assert scan(str(tmp_path), OURS, WANTED) == []

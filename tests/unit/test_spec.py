@@ -59,6 +59,20 @@ def test_vips_are_canonical_and_sorted() -> None:
     assert isinstance(spec.vips[2].address, ipaddress.IPv6Address)
 
 
+def test_persist_backend_names_and_the_networkd_alias() -> None:
+    for name in ("systemd-networkd", "networkd"):
+        spec = parse_spec(spec_with(linux={"persist": {"addresses": name}}), "s.toml")
+        assert spec.linux.persist.addresses == "systemd-networkd"  # old specs keep working
+    for name in ("ifcfg", "networkmanager", "ifupdown", "netplan", "systemd-unit", "none"):
+        spec = parse_spec(spec_with(linux={"persist": {"addresses": name}}), "s.toml")
+        assert spec.linux.persist.addresses == name
+    # An error names the value as the spec spells it.
+    error = refuse(spec_with(linux={"persist": {"enabled": False, "addresses": "networkd"}}))
+    assert str(error).startswith(
+        '/etc/dsrctl/dsrctl.toml: linux.persist.addresses = "networkd": persistence is disabled'
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "key", "words"),
     [
@@ -215,13 +229,8 @@ def test_vips_are_canonical_and_sorted() -> None:
         (
             spec_with(linux={"persist": {"addresses": "systemd"}}),
             "linux.persist.addresses",
-            "unknown backend; known: auto, none, systemd-unit, networkd, networkmanager, "
-            "ifupdown, netplan",
-        ),
-        (
-            spec_with(linux={"persist": {"addresses": "ifcfg"}}),
-            "linux.persist.addresses",
-            "network-scripts do not remove addresses they did not add: use 'systemd-unit'",
+            "unknown backend; known: auto, none, systemd-unit, systemd-networkd, "
+            "networkmanager, ifupdown, netplan, ifcfg",
         ),
         (
             spec_with(linux={"persist": {"enabled": False, "addresses": "networkd"}}),

@@ -5,13 +5,16 @@ a reboot. The sysctl file brings the ARP keys back (systemd-sysctl); the VIPs mu
 declared to whatever configures ``linux.interface`` at boot, or they are lost, or worse,
 removed again by a tool that "owns" the interface:
 
-- ``networkd``: systemd-networkd drops addresses it was not told about when it configures
-  a link it manages. dsrctl adds a drop-in to the .network file that matches the interface.
+- ``systemd-networkd`` (alias ``networkd``): systemd-networkd drops addresses it was not
+  told about when it configures a link it manages. dsrctl adds a drop-in to the .network
+  file that matches the interface, or (for lo) writes a .network file of its own.
 - ``networkmanager``: an active loopback profile can wipe foreign addresses on (re)apply.
-  dsrctl adds the VIPs to that profile.
+  dsrctl adds the VIPs to that profile, or writes a loopback profile of its own.
 - ``ifupdown``: ``iface lo:N inet static`` stanzas in ``/etc/network/interfaces.d/dsrctl``.
 - ``netplan``: ``/etc/netplan/90-dsrctl.yaml``, merged by netplan into the interface's
   definition and rendered to systemd-networkd.
+- ``ifcfg``: ``ifcfg-lo:N`` alias files for the legacy RHEL network-scripts, whose
+  ``ifup-aliases`` removes ``lo:*`` aliases that have no such file.
 - ``systemd-unit``: when nothing manages the interface, a oneshot unit that runs
   ``ip address replace`` after systemd-sysctl and before the network is set up.
 
@@ -56,12 +59,31 @@ class Claim:
     def describe(self) -> str:
         return f"{self.backend} ({self.path}: {self.detail})"
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "path": self.path,
+            "detail": self.detail,
+            "active": self.active,
+            **({"inactive_reason": self.inactive_reason} if self.inactive_reason else {}),
+        }
+
 
 @dataclass(frozen=True)
 class NmProfile:
     path: str  # as seen from the root
     content: bytes
     mode: int
+
+
+@dataclass(frozen=True)
+class IfcfgAlias:
+    """An ``ifcfg-<interface>:<name>`` file of the network-scripts, as found under the root."""
+
+    name: str  # what follows the colon: the alias is <interface>:<name>
+    path: str  # as seen from the root
+    ipaddr: str | None  # its IPADDR=
+    ours: bool  # dsrctl wrote it (its first line is dsrctl's header)
 
 
 @dataclass(frozen=True)
@@ -74,34 +96,42 @@ class Detection:
     systemd: bool  # systemd boots this root
     claims: tuple[Claim, ...] = ()
     running: frozenset[str] = frozenset()  # "systemd", "networkd", "networkmanager"
+    # backends whose boot service is enabled under the root (or runs on the live host)
+    services: frozenset[str] = frozenset()
     networkd_network: str | None = None  # the .network networkd uses for the interface
+    # KeepConfiguration= of that file and its drop-ins (dsrctl's left out); None: not set
+    networkd_keep: str | None = None
     netplan_id: str | None = None  # the netplan definition rendered for the interface
     netplan_renderer: str | None = None  # "networkd" or "NetworkManager"
     nm_profiles: tuple[NmProfile, ...] = ()
     ifupdown_sources_dropins: bool = False  # interfaces reads /etc/network/interfaces.d
+    nm_version: str | None = None  # NetworkManager's version, when it can be found
+    ifcfg_parent: bool = False  # /etc/sysconfig/network-scripts/ifcfg-<interface> exists
+    ifcfg_aliases: tuple[IfcfgAlias, ...] = ()  # ifcfg-<interface>:* files
+    uplink: str | None = None  # the interface of the default route (live host only)
+    uplink_claims: tuple[Claim, ...] = ()  # what configures the uplink at boot
     notes: tuple[str, ...] = ()
 
     def active_claims(self) -> list[Claim]:
         return [claim for claim in self.claims if claim.active]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "root": self.root,
             "interface": self.interface,
             "systemd": self.systemd,
             "running": sorted(self.running),
-            "claims": [
-                {
-                    "backend": c.backend,
-                    "path": c.path,
-                    "detail": c.detail,
-                    "active": c.active,
-                    **({"inactive_reason": c.inactive_reason} if c.inactive_reason else {}),
-                }
-                for c in self.claims
-            ],
+            "claims": [claim.to_json() for claim in self.claims],
             "notes": list(self.notes),
         }
+        if self.nm_version is not None:
+            result["networkmanager_version"] = self.nm_version
+        if self.uplink is not None:
+            result["uplink"] = {
+                "interface": self.uplink,
+                "claims": [claim.to_json() for claim in self.uplink_claims],
+            }
+        return result
 
 
 @dataclass(frozen=True)
@@ -125,9 +155,12 @@ class Rendered:
     dirs: tuple[str, ...] = ()  # directories the files need, parents first
 
 
+MANAGED = "Managed by dsrctl from "  # how every file dsrctl owns whole begins (after "# ")
+
+
 def managed_header(spec_path: str, comment: str = "#") -> list[str]:
     return [
-        f"{comment} Managed by dsrctl from {spec_path}; edits here are reverted by 'dsrctl apply'.",
+        f"{comment} {MANAGED}{spec_path}; edits here are reverted by 'dsrctl apply'.",
         f"{comment} The DSR VIPs, configured again at boot (see dsrctl docs/persistence).",
     ]
 

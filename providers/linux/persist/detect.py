@@ -12,75 +12,50 @@ interface when its configuration selects it:
 - ifupdown: ``auto`` plus an ``iface`` stanza for it in /etc/network/interfaces or a file
   it sources;
 - netplan: a rendered file as above, or a YAML file that names it when nothing is
-  rendered yet.
+  rendered yet;
+- network-scripts (ifcfg): ``/etc/sysconfig/network-scripts/ifcfg-<interface>``.
 
 A claim is *active* when the tool runs at boot: its service is enabled under the root
-(a ``*.wants/`` link, as ``systemctl is-enabled`` sees it) or, on the live host, it runs.
-Inactive claims are reported, not acted on. dsrctl's own files never count as claims.
+(a ``*.wants/`` link, as ``systemctl is-enabled`` sees it, or a SysV ``S*`` link for the
+network-scripts) or, on the live host, it runs. Inactive claims are reported, not acted
+on. dsrctl's own files never count as claims. On the live host the same is done for the
+uplink (the interface of the default route), which ``show`` reports and ``auto`` uses on
+hosts that systemd does not boot.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 
 from dsrctl.model import under_root as under
 from providers.linux.persist import (
     Claim,
     Detection,
     NmProfile,
+    ifcfg,
     ifupdown,
     netplan,
     networkd,
     networkmanager,
+    probe,
 )
+from providers.linux.persist.tree import Tree, boots_with_systemd, first_by_name, is_live
+
+__all__ = ["Tree", "boots_with_systemd", "detect", "first_by_name", "is_live", "running_daemons"]
 
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 _DAEMONS = {"systemd-network": "networkd", "NetworkManager": "networkmanager"}
-
-
-class Tree:
-    """Read-only access to the files under a root, by their path as seen from the root.
-
-    A file that exists but cannot be read is remembered, so that the plan can say that
-    detection is incomplete instead of quietly guessing."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.unreadable: list[str] = []
-
-    def path(self, logical: str) -> str:
-        return under(self.root, logical)
-
-    def read(self, logical: str) -> str | None:
-        try:
-            with open(self.path(logical), encoding="utf-8", errors="replace") as handle:
-                return handle.read()
-        except PermissionError:
-            self.unreadable.append(logical)
-        except OSError:
-            pass
-        return None
-
-    def glob(self, pattern: str) -> list[str]:
-        return sorted("/" + os.path.relpath(p, self.root) for p in glob.glob(self.path(pattern)))
-
-    def listdir(self, logical: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self.path(logical)))
-        except OSError:
-            return []
+_SYSV_NETWORK = ("/etc/rc.d/rc{}.d/S*network", "/etc/rc{}.d/S*network")
 
 
 class Scan:
     """One detection run: the tree, what runs, and what has been found so far."""
 
-    def __init__(self, root: str, interface: str, proc: str) -> None:
+    def __init__(self, root: str, interface: str, running: frozenset[str]) -> None:
         self.tree = Tree(root)
         self.interface = interface
-        self.live = os.path.realpath(root) == "/"
-        self.running = running_daemons(root, proc) if self.live else frozenset()
+        self.live = is_live(root)
+        self.running = running
         self.systemd = (
             "systemd" in self.running
             if self.live
@@ -89,6 +64,9 @@ class Scan:
         self.claims: list[Claim] = []
         self.facts: dict[str, str] = {}
         self.profiles: list[NmProfile] = []
+        self.services: set[str] = set()
+        self.nm_version = probe.nm_version(root, self.live)
+        self.link_type = probe.link_type(interface) if self.live else None
 
     def enabled(self, unit: str, daemon: str = "") -> bool:
         """Running (live root), or enabled the way `systemctl is-enabled` sees it."""
@@ -106,16 +84,11 @@ class Scan:
         return not reason
 
 
-def detect(root: str, interface: str, proc: str = "/proc") -> Detection:
-    scan = Scan(root, interface, proc)
-    _networkd(scan)
-    _networkmanager(scan)
-    found = _read_interfaces(scan.tree)
-    _ifupdown(scan, found)
-    if not any(claim.backend == "netplan" for claim in scan.claims):
-        declared = _netplan_declares(scan.tree, interface)
-        if declared is not None:
-            scan.claim("netplan", declared, f"declares {interface}, not rendered yet", [])
+def detect(root: str, interface: str, proc: str = "/proc", uplink: str | None = None) -> Detection:
+    """What configures ``interface`` (and, if given, ``uplink``) at boot under ``root``."""
+    running = running_daemons(root, proc) if is_live(root) else frozenset()
+    scan = Scan(root, interface, running)
+    found = _scan_claims(scan)
     notes = [
         f"{claim.describe()} is ignored: {claim.inactive_reason}"
         for claim in scan.claims
@@ -124,14 +97,11 @@ def detect(root: str, interface: str, proc: str = "/proc") -> Detection:
     notes += [
         f"cannot read {path} (permission denied): detection may have missed what it "
         "configures; run as root"
-        for path in scan.tree.unreadable
+        for path in dict.fromkeys(scan.tree.unreadable)
     ]
-    legacy = f"/etc/sysconfig/network-scripts/ifcfg-{interface}"
-    if os.path.exists(scan.tree.path(legacy)):
-        notes.append(
-            f"{legacy} exists: legacy network-scripts do not remove addresses they did not "
-            "add, so they need no VIP configuration of their own"
-        )
+    uplink_claims: tuple[Claim, ...] = ()
+    if uplink is not None and uplink != interface:
+        uplink_claims = tuple(_scan_claims_only(Scan(root, uplink, running)))
     return Detection(
         root=root,
         interface=interface,
@@ -139,24 +109,48 @@ def detect(root: str, interface: str, proc: str = "/proc") -> Detection:
         systemd=scan.systemd,
         claims=tuple(scan.claims),
         running=scan.running,
+        services=frozenset(scan.services),
         networkd_network=scan.facts.get("networkd_network"),
+        networkd_keep=scan.facts.get("networkd_keep"),
         netplan_id=scan.facts.get("netplan_id"),
         netplan_renderer=scan.facts.get("netplan_renderer"),
         nm_profiles=tuple(scan.profiles),
         ifupdown_sources_dropins=ifupdown.reads_dropin(found),
+        nm_version=scan.nm_version,
+        ifcfg_parent=os.path.isfile(scan.tree.path(ifcfg.parent_path(interface))),
+        ifcfg_aliases=tuple(ifcfg.aliases(scan.tree, interface)),
+        uplink=uplink,
+        uplink_claims=uplink_claims,
         notes=tuple(notes),
     )
 
 
+def _scan_claims(scan: Scan) -> ifupdown.Interfaces:
+    _networkd(scan)
+    _networkmanager(scan)
+    found = ifupdown.read_all(scan.tree)
+    _ifupdown(scan, found)
+    _ifcfg(scan)
+    if not any(claim.backend == "netplan" for claim in scan.claims):
+        declared = netplan.declares(scan.tree, scan.interface)
+        if declared is not None:
+            scan.claim("netplan", declared, f"declares {scan.interface}, not rendered yet", [])
+    return found
+
+
+def _scan_claims_only(scan: Scan) -> list[Claim]:
+    _scan_claims(scan)
+    return scan.claims
+
+
 def _networkd(scan: Scan) -> None:
-    why_not = [
-        (
-            not scan.enabled("systemd-networkd.service", "networkd"),
-            "systemd-networkd is not enabled",
-        )
-    ]
+    enabled = scan.enabled("systemd-networkd.service", "networkd")
+    if enabled:
+        scan.services.add("systemd-networkd")
+    why_not = [(not enabled, "systemd-networkd is not enabled")]
+    own = networkd.own_network(scan.interface)
     for path, text in first_by_name(scan.tree, networkd.NETWORK_DIRS, ".network"):
-        if not networkd.matches(text, scan.interface):
+        if path == own or not networkd.matches(text, scan.interface, scan.link_type):
             continue
         netplan_id = netplan.rendered_id(path.rsplit("/", 1)[-1])
         if netplan_id is not None and path.startswith(netplan.RENDERED_NETWORKD):
@@ -164,17 +158,34 @@ def _networkd(scan: Scan) -> None:
             scan.claim("netplan", path, detail, why_not)
             scan.facts.update(netplan_id=netplan_id, netplan_renderer="networkd")
         else:
-            scan.claim("networkd", path, _match_line(text), why_not)
+            scan.claim("systemd-networkd", path, _match_line(text), why_not)
         scan.facts["networkd_network"] = path
+        keep = networkd.keep_configuration([text, *_networkd_dropins(scan.tree, path)])
+        if keep is not None:
+            scan.facts["networkd_keep"] = keep
         return  # networkd uses the first matching file only
+
+
+def _networkd_dropins(tree: Tree, network: str) -> list[str]:
+    """The texts of a .network file's drop-ins in the order networkd reads them."""
+    name = network.rsplit("/", 1)[-1]
+    directories = tuple(f"{directory}/{name}.d" for directory in networkd.NETWORK_DIRS)
+    own = f"{networkd.dropin_dir(network)}/{networkd.DROPIN_NAME}"
+    return [text for path, text in first_by_name(tree, directories, ".conf") if path != own]
 
 
 def _networkmanager(scan: Scan) -> None:
     nm_on = scan.enabled("NetworkManager.service", "networkmanager")
+    if nm_on:
+        scan.services.add("networkmanager")
+    own = networkmanager.own_profile(scan.interface)
+    old = f"NetworkManager {scan.nm_version} has no loopback profiles (1.42 and later have them)"
     for path, text in first_by_name(scan.tree, networkmanager.PROFILE_DIRS, ".nmconnection"):
-        if not networkmanager.claims_interface(text, scan.interface):
+        if path == own or not networkmanager.claims_interface(text, scan.interface):
             continue
+        too_old = scan.interface == "lo" and _nm_too_old(scan.nm_version)
         why_not = [
+            (too_old, old),
             (not nm_on, "NetworkManager is not enabled"),
             (not networkmanager.autoconnects(text), "the profile has autoconnect=false"),
         ]
@@ -186,7 +197,9 @@ def _networkmanager(scan: Scan) -> None:
             continue
         lo = scan.interface == "lo"
         detail = "type=loopback" if lo else f"interface-name={scan.interface}"
-        if scan.claim("networkmanager", path, detail, why_not):
+        scan.claim("networkmanager", path, detail, why_not)
+        # The profile NetworkManager would activate, even while it is not enabled.
+        if networkmanager.autoconnects(text) and not too_old:
             with open(scan.tree.path(path), "rb") as handle:
                 mode = os.fstat(handle.fileno()).st_mode & 0o7777
                 scan.profiles.append(NmProfile(path, handle.read(), mode))
@@ -204,7 +217,33 @@ def _ifupdown(scan: Scan, found: ifupdown.Interfaces) -> None:
         (not installed, "ifupdown is not installed"),
         (not started, "networking.service is not enabled"),
     ]
-    scan.claim("ifupdown", ifupdown.INTERFACES, how, why_not)
+    if scan.claim("ifupdown", ifupdown.INTERFACES, how, why_not):
+        scan.services.add("ifupdown")
+
+
+def _ifcfg(scan: Scan) -> None:
+    """network-scripts: ifcfg-<interface>, the scripts, and the SysV ``network`` service."""
+    tree = scan.tree
+    installed = os.path.exists(tree.path(ifcfg.ALIASES_SCRIPT))
+    sysv = any(tree.glob(pattern.format(level)) for pattern in _SYSV_NETWORK for level in "2345")
+    enabled = installed and (sysv or scan.enabled("network.service"))
+    if enabled:
+        scan.services.add("ifcfg")
+    path = ifcfg.parent_path(scan.interface)
+    text = tree.read(path)
+    if text is None:
+        return
+    device = ifcfg.parse(text).get("DEVICE", scan.interface)
+    why_not = [
+        (not installed, "the network-scripts are not installed"),
+        (not enabled, "the network-scripts 'network' service is not enabled"),
+    ]
+    scan.claim("ifcfg", path, f"DEVICE={device}", why_not)
+
+
+def _nm_too_old(version: str | None) -> bool:
+    found = networkmanager.version_tuple(version)
+    return found is not None and found[:2] < networkmanager.MIN_VERSION
 
 
 def running_daemons(root: str, proc: str) -> frozenset[str]:
@@ -223,58 +262,6 @@ def running_daemons(root: str, proc: str) -> frozenset[str]:
         if name:
             seen.add(name)
     return frozenset(seen)
-
-
-def first_by_name(tree: Tree, directories: tuple[str, ...], suffix: str) -> list[tuple[str, str]]:
-    """(path, text) of each config file, one per name (the first directory wins), by name."""
-    chosen: dict[str, str] = {}
-    for directory in directories:
-        for name in tree.listdir(directory):
-            if name.endswith(suffix) and name not in chosen:
-                chosen[name] = f"{directory}/{name}"
-    result = []
-    for name in sorted(chosen):
-        text = tree.read(chosen[name])
-        if text is not None:  # a dangling link masks the name, as for systemd
-            result.append((chosen[name], text))
-    return result
-
-
-def _read_interfaces(tree: Tree) -> ifupdown.Interfaces:
-    """/etc/network/interfaces and what it sources, dsrctl's own file left out."""
-    total = ifupdown.Interfaces()
-    queue, seen = [ifupdown.INTERFACES], set()
-    while queue:
-        path = queue.pop(0)
-        if path in seen or path == ifupdown.DROPIN:
-            continue
-        seen.add(path)
-        text = tree.read(path)
-        if text is None:
-            continue
-        found = ifupdown.parse(text, path)
-        total.auto |= found.auto
-        for name, methods in found.iface.items():
-            total.iface.setdefault(name, []).extend(methods)
-        total.sources += found.sources
-        total.source_dirs += found.source_dirs
-        for pattern in found.sources:
-            queue += tree.glob(pattern)
-        for pattern in found.source_dirs:
-            for directory in tree.glob(pattern):
-                names = [n for n in tree.listdir(directory) if re.fullmatch(r"[A-Za-z0-9_-]+", n)]
-                queue += [f"{directory}/{name}" for name in names]
-    return total
-
-
-def _netplan_declares(tree: Tree, interface: str) -> str | None:
-    pattern = re.compile(rf"^\s+[\"']?{re.escape(interface)}[\"']?\s*:", re.MULTILINE)
-    for directory in netplan.NETPLAN_DIRS:
-        for path in tree.glob(f"{directory}/*.yaml"):
-            text = tree.read(path)
-            if path != netplan.DROPIN and text is not None and pattern.search(text):
-                return path
-    return None
 
 
 def _match_line(text: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 from dsrctl.model import AddressState, FileState
@@ -28,6 +29,7 @@ from providers.linux.persist import (
     default_label,
     managed_header,
 )
+from providers.linux.persist.tree import Tree
 
 INTERFACES = "/etc/network/interfaces"
 DROPIN_DIR = "/etc/network/interfaces.d"
@@ -121,3 +123,30 @@ def render(request: RenderRequest) -> Rendered:
         lines += ["", *stanza(state, request.interface)]
     content = ("\n".join(lines) + "\n").encode()
     return Rendered(files={DROPIN: FileState(content, 0o644)})
+
+
+def read_all(tree: Tree) -> Interfaces:
+    """/etc/network/interfaces and what it sources, dsrctl's own file left out."""
+    total = Interfaces()
+    queue, seen = [INTERFACES], set()
+    while queue:
+        path = queue.pop(0)
+        if path in seen or path == DROPIN:
+            continue
+        seen.add(path)
+        text = tree.read(path)
+        if text is None:
+            continue
+        found = parse(text, path)
+        total.auto |= found.auto
+        for name, methods in found.iface.items():
+            total.iface.setdefault(name, []).extend(methods)
+        total.sources += found.sources
+        total.source_dirs += found.source_dirs
+        for pattern in found.sources:
+            queue += tree.glob(pattern)
+        for pattern in found.source_dirs:
+            for directory in tree.glob(pattern):
+                names = [n for n in tree.listdir(directory) if re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+                queue += [f"{directory}/{name}" for name in names]
+    return total

@@ -19,6 +19,7 @@ NetworkManager cannot activate, so dsrctl refuses that as well.
 from __future__ import annotations
 
 import json
+import re
 
 from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
@@ -28,6 +29,7 @@ from providers.linux.persist import (
     default_label,
     managed_header,
 )
+from providers.linux.persist.tree import Tree
 
 NETPLAN_DIRS = ("/etc/netplan", "/run/netplan", "/lib/netplan", "/usr/lib/netplan")
 RENDERED_NETWORKD = "/run/systemd/network"
@@ -54,7 +56,7 @@ def limits(state: AddressState, interface: str) -> str | None:
     if state.version == 6:
         return (
             "netplan cannot turn off duplicate address detection for an address (nodad); "
-            "use linux.persist.addresses = 'networkd', whose drop-in also applies to "
+            "use linux.persist.addresses = 'systemd-networkd', whose drop-in also applies to "
             "netplan's rendered .network file"
         )
     return None
@@ -93,3 +95,14 @@ def render(request: RenderRequest) -> Rendered:
             ]
     content = ("\n".join(lines) + "\n").encode()
     return Rendered(files={DROPIN: FileState(content, 0o600)})
+
+
+def declares(tree: Tree, interface: str) -> str | None:
+    """A YAML file (not dsrctl's) that names ``interface``, when nothing is rendered yet."""
+    pattern = re.compile(rf"^\s+[\"']?{re.escape(interface)}[\"']?\s*:", re.MULTILINE)
+    for directory in NETPLAN_DIRS:
+        for path in tree.glob(f"{directory}/*.yaml"):
+            text = tree.read(path)
+            if path != DROPIN and text is not None and pattern.search(text):
+                return path
+    return None

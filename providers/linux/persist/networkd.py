@@ -1,13 +1,22 @@
-"""The ``networkd`` backend: a drop-in for the .network file that configures the interface.
+"""The ``systemd-networkd`` backend (alias ``networkd``): the VIPs declared to networkd.
 
 systemd-networkd applies to a link the *first* .network file, by file name across
 /etc, /run, /usr/local/lib and /usr/lib, whose ``[Match]`` section matches it; on a link
 it manages it removes addresses it was not told about when it (re)configures the link.
-So the VIPs go into a drop-in of exactly that file,
+So when such a file exists the VIPs go into a drop-in of exactly that file,
 ``/etc/systemd/network/<name>.network.d/90-dsrctl.conf`` (drop-ins in /etc apply to a
 .network file in any of those directories, netplan's generated ones in /run included).
 A separate .network file of dsrctl's would either be ignored (sorted after) or take the
 interface away from the operator's file (sorted before).
+
+When no file selects ``lo``, dsrctl writes its own ``10-dsrctl-lo.network`` that keeps
+127.0.0.1/8 and ::1 and declares the VIPs. dsrctl's own file never counts as the
+operator's: if one of theirs appears, the next plan moves the VIPs to a drop-in for it.
+
+``KeepConfiguration=yes`` (in dsrctl's file, and in the drop-in unless the operator's
+configuration sets the key) stops networkd from dropping addresses it did not configure
+when it (re)configures the link: ``static`` would not do, since networkd counts an
+address with a finite preferred lifetime (an IPv6 VIP, ``preferred_lft 0``) as dynamic.
 
 Every VIP attribute has a key: ``Label=`` for IPv4, ``PreferredLifetime=0`` (deprecated)
 and ``DuplicateAddressDetection=none`` (nodad, systemd 243 and later) for IPv6.
@@ -36,6 +45,8 @@ NETWORK_DIRS = (
 )
 DROPIN_DIR = "/etc/systemd/network"
 DROPIN_NAME = "90-dsrctl.conf"
+KEEP = "KeepConfiguration=yes"
+KEEPS_ALL = ("yes", "true", "on", "1")  # KeepConfiguration= values that keep every address
 # [Match] keys that test a property the loopback device does not have.
 _LINK_PROPERTIES = {
     "macaddress",
@@ -47,6 +58,7 @@ _LINK_PROPERTIES = {
     "ssid",
     "bssid",
 }
+_WLAN_PROPERTIES = {"wlaninterfacetype", "ssid", "bssid"}
 
 
 def parse(text: str) -> list[tuple[str, str, str]]:
@@ -71,14 +83,18 @@ def parse(text: str) -> list[tuple[str, str, str]]:
     return entries
 
 
-def matches(text: str, interface: str) -> bool:
+def matches(text: str, interface: str, link_type: str | None = None) -> bool:
     """Whether the file's [Match] section selects ``interface``.
 
-    Name=, OriginalName= and Type= are evaluated; keys about link properties the loopback
-    device lacks (MACAddress=, Driver=, Path=...) never match ``lo``; anything else
-    (Host=, Virtualization=...) is assumed to match, so that a doubt is reported as a
-    claim on the interface rather than missed.
+    Name=, OriginalName= and Type= are evaluated (Type= when the link type is known:
+    ``lo`` is "loopback", another interface's comes from sysfs on the live host); keys
+    about link properties the loopback device lacks (MACAddress=, Driver=, Path=...)
+    never match ``lo``, and Wi-Fi keys match only a "wlan" link; anything else (Host=,
+    Virtualization=...) is assumed to match, so that a doubt is reported as a claim on
+    the interface rather than missed.
     """
+    if interface == "lo":
+        link_type = "loopback"
     lists: dict[str, list[str]] = {}
     for section, key, value in parse(text):
         if section != "Match":
@@ -95,11 +111,16 @@ def matches(text: str, interface: str) -> bool:
             if not _glob_list(words, interface):
                 return False
         elif key == "type":
-            if interface == "lo" and not _glob_list(words, "loopback"):
+            if link_type is not None and not _glob_list(words, link_type):
                 return False
-        elif key in _LINK_PROPERTIES and interface == "lo":
+        elif key in _LINK_PROPERTIES and _lacks(key, interface, link_type):
             return False
     return True
+
+
+def _lacks(key: str, interface: str, link_type: str | None) -> bool:
+    """The link certainly lacks the property ``key`` tests."""
+    return interface == "lo" or (key in _WLAN_PROPERTIES and link_type not in (None, "wlan"))
 
 
 def _glob_list(words: list[str], value: str) -> bool:
@@ -113,13 +134,39 @@ def dropin_dir(network_path: str) -> str:
     return f"{DROPIN_DIR}/{network_path.rsplit('/', 1)[-1]}.d"
 
 
+def own_network(interface: str) -> str:
+    """The .network file dsrctl writes when no file of the operator's selects ``lo``."""
+    return f"{DROPIN_DIR}/10-dsrctl-{interface}.network"
+
+
+def keep_configuration(texts: list[str]) -> str | None:
+    """The KeepConfiguration= in force after a .network file and its drop-ins, in order."""
+    value = None
+    for text in texts:
+        for section, key, found in parse(text):
+            if section == "Network" and key == "KeepConfiguration":
+                value = found.lower() or None  # an empty assignment resets it
+    return value
+
+
 def requirement(detection: Detection) -> str | None:
-    if detection.networkd_network is None:
+    if detection.networkd_network is None and detection.interface != "lo":
         return (
             f"no .network file selects {detection.interface}, so systemd-networkd does not "
             f"manage it (use 'systemd-unit', or add a .network file for {detection.interface})"
         )
     return None
+
+
+def notes(detection: Detection) -> list[str]:
+    if "systemd-networkd" in detection.services:
+        return []
+    where = "this host" if detection.live else detection.root
+    path = detection.networkd_network or own_network(detection.interface)
+    return [
+        f"WARNING: systemd-networkd is not enabled on {where}: nothing applies {path} at "
+        "boot; enable it (systemctl enable systemd-networkd) or choose another backend"
+    ]
 
 
 def limits(state: AddressState, interface: str) -> str | None:
@@ -141,13 +188,16 @@ def address_section(state: AddressState, interface: str) -> list[str]:
 def render(request: RenderRequest) -> Rendered:
     states, interface = request.states, request.interface
     network = request.detection.networkd_network
-    if network is None:
-        raise ValueError("no .network file configures the interface")
-    directory = dropin_dir(network)
     lines = managed_header(request.spec_path)
+    if network is None:  # lo only (requirement): a file of dsrctl's own
+        lines += ["", "[Match]", f"Name={interface}", "", "[Network]", KEEP]
+        lines += ["Address=127.0.0.1/8", "Address=::1/128"]
+    elif request.detection.networkd_keep is None:
+        lines += ["", "[Network]", "# keep addresses networkd did not configure", KEEP]
     for state in states:
         lines += ["", *address_section(state, interface)]
-    content = ("\n".join(lines) + "\n").encode()
-    return Rendered(
-        files={f"{directory}/{DROPIN_NAME}": FileState(content, 0o644)}, dirs=(directory,)
-    )
+    content = FileState(("\n".join(lines) + "\n").encode(), 0o644)
+    if network is None:
+        return Rendered(files={own_network(interface): content})
+    directory = dropin_dir(network)
+    return Rendered(files={f"{directory}/{DROPIN_NAME}": content}, dirs=(directory,))

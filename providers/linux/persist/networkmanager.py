@@ -9,25 +9,44 @@ not 0600). The first apply records the profile as it was; when the spec no longe
 for persistence through NetworkManager, the next apply puts that content back, like any
 file dsrctl changed. A VIP that dsrctl added and the spec drops also leaves the profile.
 
+With no loopback profile (``networkmanager`` chosen explicitly: ``auto`` picks the systemd
+unit there, since NetworkManager then leaves ``lo`` alone), dsrctl writes a profile of its
+own, ``dsrctl-lo.nmconnection`` (mode 0600, a UUID derived from the interface name so
+that it is the same at every run), which keeps 127.0.0.1/8 and ::1.
+
+NetworkManager older than 1.42 has no loopback profiles: refused, with ``systemd-unit``
+suggested. The version comes from ``NetworkManager --version`` on the live host, or from
+the dpkg database under the root; when neither tells, the plan says so.
+
 Limits, refused before anything changes: profiles keep neither address labels (IPv4
 VIPs must keep the default label) nor lifetimes or DAD flags (no IPv6 VIP can stay
-deprecated), so such VIPs need another backend. With no loopback profile NetworkManager
-does not manage ``lo`` and ``auto`` picks the systemd unit instead.
+deprecated), so such VIPs need another backend.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 
 from dsrctl.model import AddressState, FileState
-from providers.linux.persist import Detection, NmProfile, Rendered, RenderRequest, default_label
+from providers.linux.persist import (
+    Detection,
+    NmProfile,
+    Rendered,
+    RenderRequest,
+    default_label,
+    managed_header,
+)
 
 PROFILE_DIRS = (
     "/etc/NetworkManager/system-connections",
     "/run/NetworkManager/system-connections",
     "/usr/lib/NetworkManager/system-connections",
 )
+OWN_DIR = PROFILE_DIRS[0]
+MIN_VERSION = (1, 42)  # the first NetworkManager with loopback profiles
 _ADDRESS_KEY = re.compile(r"^address(\d+)$")
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 def groups(text: str) -> dict[str, dict[str, str]]:
@@ -59,9 +78,34 @@ def autoconnects(text: str) -> bool:
     return value.lower() not in ("false", "0", "no")
 
 
+def own_profile(interface: str) -> str:
+    return f"{OWN_DIR}/dsrctl-{interface}.nmconnection"
+
+
+def version_tuple(version: str | None) -> tuple[int, ...] | None:
+    found = _VERSION.search(version or "")
+    if found is None:
+        return None
+    return tuple(int(part) for part in found.groups() if part is not None)
+
+
+def too_old(detection: Detection) -> bool:
+    """NetworkManager is known to predate loopback profiles (only ``lo`` needs them)."""
+    found = version_tuple(detection.nm_version)
+    return detection.interface == "lo" and found is not None and found[:2] < MIN_VERSION
+
+
 def requirement(detection: Detection) -> str | None:
     profiles = detection.nm_profiles
+    if too_old(detection):
+        return (
+            f"NetworkManager {detection.nm_version} has no loopback profiles (1.42 and "
+            f"later have them), so it cannot bring the VIPs on {detection.interface} back "
+            "after a reboot; use 'systemd-unit'"
+        )
     if not profiles:
+        if detection.interface == "lo":
+            return None  # dsrctl writes a loopback profile of its own
         return (
             f"no active NetworkManager profile configures {detection.interface}, so "
             "NetworkManager does not manage it (use 'systemd-unit')"
@@ -73,6 +117,24 @@ def requirement(detection: Detection) -> str | None:
             "dsrctl cannot tell which one NetworkManager activates: keep one"
         )
     return method_problem(profiles[0])
+
+
+def notes(detection: Detection) -> list[str]:
+    result = []
+    where = "this host" if detection.live else detection.root
+    if detection.interface == "lo" and version_tuple(detection.nm_version) is None:
+        result.append(
+            f"the NetworkManager version on {where} is unknown: loopback profiles need "
+            "NetworkManager 1.42 or later, and an older one would not bring the VIPs back "
+            "after a reboot (check with 'NetworkManager --version')"
+        )
+    if "networkmanager" not in detection.services:
+        path = detection.nm_profiles[0].path if detection.nm_profiles else own_profile("lo")
+        result.append(
+            f"WARNING: NetworkManager is not enabled on {where}: nothing activates {path} "
+            "at boot; enable it (systemctl enable NetworkManager) or choose another backend"
+        )
+    return result
 
 
 def limits(state: AddressState, interface: str) -> str | None:
@@ -135,7 +197,35 @@ def merge(text: str, wanted: list[str], dropped: frozenset[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def own_profile_text(request: RenderRequest) -> str:
+    interface = request.interface
+    stable = uuid.uuid5(uuid.NAMESPACE_URL, f"dsrctl:networkmanager:{interface}")
+    lines = [
+        *managed_header(request.spec_path),
+        "[connection]",
+        f"id=dsrctl-{interface}",
+        f"uuid={stable}",
+        "type=loopback",
+        f"interface-name={interface}",
+        "",
+        "[loopback]",
+        "",
+        "[ipv4]",
+        "method=manual",
+        "address1=127.0.0.1/8",
+        *(f"address{number}={state.cidr}" for number, state in enumerate(request.states, start=2)),
+        "",
+        "[ipv6]",
+        "method=manual",
+        "address1=::1/128",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(request: RenderRequest) -> Rendered:
+    if not request.detection.nm_profiles:
+        text = own_profile_text(request)
+        return Rendered(files={own_profile(request.interface): FileState(text.encode(), 0o600)})
     profile = request.detection.nm_profiles[0]
     text = profile.content.decode("utf-8")
     wanted = [state.cidr for state in request.states]

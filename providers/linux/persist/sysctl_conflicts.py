@@ -7,6 +7,12 @@ twice, the last assignment wins. So a ``99-*.conf`` that sets ``arp_ignore = 0``
 puts back ARP flux at the next boot, although ``drift`` sees nothing wrong until then.
 dsrctl does not own those files and does not change them; it says so in every plan.
 
+``/etc/sysctl.conf`` counts where it is still read at boot: through a link in sysctl.d
+(``99-sysctl.conf -> ../sysctl.conf``, which Debian before 13, Ubuntu and RHEL ship), at
+that link's place in the order; and, on a host that systemd does not boot, after
+everything else, since procps' ``sysctl --system`` (what its boot script runs) reads it
+last. Debian 13's systemd reads neither.
+
 Keys are compared in sysctl(8)'s dotted form (a key written with slashes is converted),
 a leading ``-`` (ignore errors) is dropped, and glob keys (``net.ipv4.conf.*.rp_filter``,
 systemd 245 and later) are matched against dsrctl's keys.
@@ -19,7 +25,7 @@ import posixpath
 
 from dsrctl.model import SysctlValue
 from dsrctl.sysctls import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
-from providers.linux.persist.detect import Tree, first_by_name
+from providers.linux.persist.tree import Tree, boots_with_systemd, first_by_name
 
 SYSCTL_DIRS = (
     "/etc/sysctl.d",
@@ -28,6 +34,7 @@ SYSCTL_DIRS = (
     "/usr/lib/sysctl.d",
     "/lib/sysctl.d",
 )
+SYSCTL_CONF = "/etc/sysctl.conf"
 
 
 def parse(text: str) -> list[tuple[str, str]]:
@@ -70,10 +77,10 @@ def overrides(files: list[tuple[str, str]], own: str, wanted: dict[str, SysctlVa
             if key in (ARP_IGNORE_KEY, ARP_ANNOUNCE_KEY)
             else "the value would change at the next boot"
         )
+        remedy = "" if path.startswith(f"{SYSCTL_CONF} ") else " or rename one of the files"
         warnings.append(
             f"WARNING: {path} sets {key} = {value} and is read after {posixpath.basename(own)}, "
-            f"so at boot it overrides dsrctl's {ours}: {effect}; remove that line or rename "
-            "one of the files"
+            f"so at boot it overrides dsrctl's {ours}: {effect}; remove that line{remedy}"
         )
     return warnings
 
@@ -83,19 +90,38 @@ def scan(root: str, sysctl_file: str, wanted: dict[str, SysctlValue]) -> list[st
     if posixpath.dirname(sysctl_file) not in SYSCTL_DIRS:
         return []  # not read at boot by systemd-sysctl at all: nothing to compare with
     tree = Tree(root)
-    files = first_by_name(tree, SYSCTL_DIRS, ".conf")  # systemd-sysctl's order
+    files = [  # systemd-sysctl's order; a link names what it points to
+        (_describe(tree, path), text) for path, text in first_by_name(tree, SYSCTL_DIRS, ".conf")
+    ]
+    if not boots_with_systemd(root):
+        text = tree.read(SYSCTL_CONF)
+        if text is not None:
+            files.append((f"{SYSCTL_CONF} (read last by 'sysctl --system')", text))
     unreadable = [
         f"cannot read {path} (permission denied): whether it overrides dsrctl's sysctls at "
         "boot is unknown; run as root"
         for path in tree.unreadable
     ]
     name = posixpath.basename(sysctl_file)
-    taken = {posixpath.basename(path): path for path, _ in files}
+    taken = {posixpath.basename(path.split(" ")[0]): path for path, _ in files}
     if taken.get(name, sysctl_file) != sysctl_file:
         return [
             f"WARNING: {taken[name]} has the same name as {sysctl_file} and takes its place "
             "at boot, so systemd-sysctl never reads dsrctl's file; rename one of them"
         ]
     if name not in taken:  # not written yet: where it will be read
-        files = sorted([*files, (sysctl_file, "")], key=lambda item: posixpath.basename(item[0]))
+        position = sum(1 for path, _ in files if _order(path) < name)
+        files.insert(position, (sysctl_file, ""))
     return overrides(files, sysctl_file, wanted) + unreadable
+
+
+def _describe(tree: Tree, path: str) -> str:
+    target = tree.resolve(path)
+    return path if target == path else f"{path} (a link to {target})"
+
+
+def _order(described: str) -> str:
+    """The name systemd-sysctl sorts a file by; /etc/sysctl.conf read by procps comes last."""
+    if described.startswith(f"{SYSCTL_CONF} "):
+        return "\U0010ffff"
+    return posixpath.basename(described.split(" ")[0])
