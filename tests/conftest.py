@@ -1,7 +1,10 @@
 """Suite-wide settings.
 
-With DSRCTL_REQUIRE_NETNS=1 (set by .ci/run), a skipped namespace test fails the run:
-CI must prove the real-kernel tests ran, not only that nothing failed.
+With DSRCTL_REQUIRE_NETNS=1 (set by .ci/run), every skip fails the run, whether a test
+or a whole module (an importorskip at collection) is skipped, and so does a run in which
+no namespace test ran: CI must prove that the real-kernel tests and every tool-backed
+check (ansible-core, prometheus_client, systemd-analyze, ruff) ran, not only that
+nothing failed.
 """
 
 from __future__ import annotations
@@ -21,11 +24,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal reporter files it under "skipped"
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if REQUIRE_NETNS and report.skipped and "netns" in report.keywords:
-        # Turn the skip into a failure so that CI cannot pass without the kernel tests.
-        report.outcome = "failed"
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.longrepr = f"namespace test skipped but DSRCTL_REQUIRE_NETNS=1: {reason}"
+    if REQUIRE_NETNS and report.skipped:
+        _fail_skip(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if REQUIRE_NETNS and report.skipped:
+        _fail_skip(report)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped but DSRCTL_REQUIRE_NETNS=1 (CI runs every test): {reason}"
 
 
 _netns_ran = 0
