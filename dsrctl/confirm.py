@@ -96,29 +96,93 @@ def pending_note(state: StateDir) -> str | None:
     )
 
 
+SYSTEMD_RUNTIME = "/run/systemd/system"
+
+
 def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) -> Pending:
-    """Start the detached process that reverts ``txn`` at ``deadline`` unless confirmed."""
+    """Start the detached process that reverts ``txn`` at ``deadline`` unless confirmed.
+
+    On a host that systemd runs, the watchdog is a transient service (systemd-run): it
+    lives in system.slice, outside the operator's login session, so even logind's
+    KillUserProcesses=yes cannot take it down with the SSH session. Elsewhere (or if
+    systemd-run fails) it is a process in a session of its own (setsid).
+    """
+    import sys
+
+    argv = [sys.executable, "-m", "dsrctl", "--state-dir", os.path.abspath(state.path)]
+    argv += ["--platform", platform, "revert-unless-confirmed", txn]
+    log_path = os.path.join(state.path, "watchdog.log")
+    pid = _start_as_service(argv, txn, log_path) if _systemd_running() else None
+    if pid is None:
+        pid = _start_detached(argv, log_path)
+    from dsrctl.recovery import boot_id, process_token
+
+    pending = Pending(
+        txn=txn,
+        deadline=deadline,
+        watchdog_pid=pid,
+        platform=platform,
+        watchdog=f"{boot_id()}/{process_token(pid)}",
+    )
+    write_pending(state, pending)
+    return pending
+
+
+def _systemd_running() -> bool:
+    """systemd runs this host, and we are in its network namespace: a service that systemd
+    starts would otherwise revert in another namespace than the one applied to."""
+    if not os.path.isdir(SYSTEMD_RUNTIME):
+        return False
+    try:
+        return os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
+
+
+def _start_as_service(argv: list[str], txn: str, log_path: str) -> int | None:
+    """The watchdog as a transient systemd service; its main pid, or None to fall back."""
+    import shutil
+    import subprocess
+
+    run, ctl = shutil.which("systemd-run"), shutil.which("systemctl")
+    if run is None or ctl is None:
+        return None
+    unit = f"dsrctl-revert-{txn}.service"
+    started = subprocess.run(
+        [
+            run,
+            f"--unit={unit}",
+            "--collect",
+            "--quiet",
+            "--property=Type=exec",
+            f"--property=StandardOutput=append:{log_path}",
+            f"--property=StandardError=append:{log_path}",
+            "--",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if started.returncode != 0:
+        return None
+    shown = subprocess.run(
+        [ctl, "show", "--property=MainPID", "--value", unit], capture_output=True, text=True
+    )
+    value = shown.stdout.strip()
+    return int(value) if shown.returncode == 0 and value.isdigit() and value != "0" else None
+
+
+def _start_detached(argv: list[str], log_path: str) -> int:
     import subprocess
     import sys
 
-    log_path = os.path.join(state.path, "watchdog.log")
     log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
     os.chmod(log_path, 0o600)
     # Windows has no sessions: a detached process in its own group outlives the console.
     flags = 0x00000008 | 0x00000200 if sys.platform == "win32" else 0
     try:
         child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dsrctl",
-                "--state-dir",
-                state.path,
-                "--platform",
-                platform,
-                "revert-unless-confirmed",
-                txn,
-            ],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -128,17 +192,7 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
         )
     finally:
         log.close()
-    from dsrctl.recovery import boot_id, process_token
-
-    pending = Pending(
-        txn=txn,
-        deadline=deadline,
-        watchdog_pid=child.pid,
-        platform=platform,
-        watchdog=f"{boot_id()}/{process_token(child.pid)}",
-    )
-    write_pending(state, pending)
-    return pending
+    return child.pid
 
 
 def confirm(state: StateDir, command: str) -> Pending:
