@@ -385,8 +385,8 @@ def applied(dsrctl: Dsrctl, spec: str) -> None:
 
 
 def drift(dsrctl: Dsrctl, spec: str) -> None:
-    # Exit 2 is "drift found" when dsrctl printed its JSON report; without one, it was a
-    # usage error and run_json fails the task.
+    # Exit 2 is "drift found" (dsrctl prints its JSON report then); usage errors exit 1,
+    # and a run without a JSON report fails the task in run_json either way.
     report = dsrctl.run_json("drift", "--json", spec, ok=(0, 2))
     items = list(report.get("drift", []))
     in_sync = bool(report.get("in_sync", not items)) and not items
