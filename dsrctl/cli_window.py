@@ -99,7 +99,8 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 result = "done"
             command = str(txn.begin.get("command", ""))
             automatic = command.startswith("dsrctl revert-unless-confirmed")
-            until = pending.deadline if pending is not None and pending.txn == txn.txn else None
+            waiting = pending is not None and pending.txn == txn.txn
+            until = int(pending.deadline) if pending is not None and waiting else None
             rows.append(
                 {
                     "id": txn.txn,
