@@ -18,11 +18,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from dsrctl import __version__
+from dsrctl import DEFAULT_SPEC_PATH, __version__
 from dsrctl.errors import DsrctlError
+from state.statedir import DEFAULT_STATE_DIR
 
-DEFAULT_SPEC = "/etc/dsrctl/dsrctl.toml"
-DEFAULT_STATE_DIR = "/var/lib/dsrctl"
+DEFAULT_SPEC = DEFAULT_SPEC_PATH
 EXIT_CHANGES = 2
 
 app = typer.Typer(

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from dsrctl.cli import JsonOpt, _options, _print_json, _run, app, ask_yes
+from dsrctl.cli import DEFAULT_SPEC, JsonOpt, _options, _print_json, _run, app, ask_yes
 
 
 @app.command()
@@ -181,7 +181,7 @@ def import_(
             raise DsrctlError("--interface is for Linux; on Windows use --loopback NAME")
         if not windows and loopback is not None:
             raise DsrctlError("--loopback is for Windows; on Linux use --interface NAME")
-        default = "<imported spec>" if windows else "/etc/dsrctl/dsrctl.toml"
+        default = "<imported spec>" if windows else DEFAULT_SPEC
         spec_path = os.path.abspath(out) if out else default
         if out and os.path.exists(out):
             raise DsrctlError(f"{out} exists; remove it or choose another --out")
@@ -240,9 +240,7 @@ def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
 @app.command("install-timer")
 def install_timer(
     ctx: typer.Context,
-    spec: Annotated[str, typer.Option("--spec", help="The spec drift checks.")] = (
-        "/etc/dsrctl/dsrctl.toml"
-    ),
+    spec: Annotated[str, typer.Option("--spec", help="The spec drift checks.")] = DEFAULT_SPEC,
     every: Annotated[str, typer.Option("--every", help="Interval: 15min, 1h, ...")] = "15min",
     delay: Annotated[
         str, typer.Option("--delay", help="Random delay spreading a fleet's runs.")

@@ -21,7 +21,6 @@ from dsrctl.schema import Table, join_key
 from dsrctl.spec_windows import WindowsSpec, parse_windows
 
 SPEC_VERSION = 1
-DEFAULT_SPEC_PATH = "/etc/dsrctl/dsrctl.toml"
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-dsrctl.conf"
 # linux.persist.addresses: how the VIPs come back after a reboot (docs/persistence/)
 ADDRESS_BACKENDS = (

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from dsrctl import DEFAULT_SPEC_PATH
 from dsrctl.errors import DsrctlError
 from state.statedir import write_atomic
 
@@ -24,7 +25,7 @@ CRON_FILE = "etc/cron.d/dsrctl"
 UNIT_DIR = "etc/systemd/system"
 WANTS_DIR = "etc/systemd/system/timers.target.wants"
 DEFAULT_EXECUTABLE = "/usr/local/bin/dsrctl"
-DEFAULT_SPEC = "/etc/dsrctl/dsrctl.toml"
+DEFAULT_SPEC = DEFAULT_SPEC_PATH
 _INTERVAL = re.compile(r"^([1-9][0-9]*)(min|h)$")
 
 

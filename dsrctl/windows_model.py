@@ -20,7 +20,6 @@ from typing import Any
 
 SettingValue = str | int
 ADAPTER_PRESENT = "present"
-HOST_PREFIX = {4: 32, 6: 128}
 
 
 def adapter_id(name: str) -> str:

@@ -103,10 +103,6 @@ class Transaction:
     end: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def finished(self) -> bool:
-        return self.result is not None or self.superseded_by is not None
-
-    @property
     def started(self) -> float:
         return float(self.begin.get("time", 0.0))
 
