@@ -8,6 +8,7 @@ when the test fails. Only documentation ranges (192.0.2.0/24, 198.18.0.0/15,
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -132,3 +133,30 @@ def write_spec(ns: Netns, body: str, name: str = "dsrctl.toml") -> Path:
         body += f'\n[linux.persist]\nroot = "{ns.workdir}"\n'
     path.write_text(body)
     return path
+
+
+# The spec most server tests apply: two VIPs, one labelled, one IPv6.
+SPEC = """
+version = 1
+[[vip]]
+address = "192.0.2.100"
+label = "lo:1"
+[[vip]]
+address = "2001:db8::100"
+"""
+
+
+def sysctl_file(ns: Netns) -> Path:
+    return ns.workdir / "etc" / "sysctl.d" / "90-dsrctl.conf"
+
+
+def snapshot(ns: Netns) -> dict[str, object]:
+    """Everything dsrctl could touch, to compare before and after."""
+    path = sysctl_file(ns)
+    return {
+        "arp_ignore": ns.sysctl("net.ipv4.conf.all.arp_ignore"),
+        "arp_announce": ns.sysctl("net.ipv4.conf.all.arp_announce"),
+        "rp_filter": ns.sysctl("net.ipv4.conf.all.rp_filter"),
+        "lo": json.loads(ns.run("ip", "-j", "addr", "show", "dev", "lo").stdout),
+        "file": path.read_bytes() if path.exists() else None,
+    }

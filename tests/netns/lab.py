@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import _REASON, Netns, NetnsFactory, sh
+from tests.netns.conftest import _REASON, SPEC, Netns, NetnsFactory, sh
 
 VIP4 = "192.0.2.100"
 VIP6 = "2001:db8::100"
@@ -46,14 +46,7 @@ IFNAME = "eth0"
 TABLE = "dsrlab"
 FAMILIES = {4: "ip", 6: "ip6"}
 
-SERVER_SPEC = f"""
-version = 1
-[[vip]]
-address = "{VIP4}"
-label = "lo:1"
-[[vip]]
-address = "{VIP6}"
-"""
+SERVER_SPEC = SPEC  # VIP4 and VIP6, one labelled
 
 # Each host: MAC (locally administered), IPv4 and IPv6 on eth0.
 ADDRESSES = {

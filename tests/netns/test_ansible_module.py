@@ -25,21 +25,13 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import Netns, NetnsFactory, write_spec
+from tests.netns.conftest import SPEC, Netns, NetnsFactory, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "contrib" / "ansible" / "library"
 FIXTURES = REPO / "tests" / "ansible"
 PLAYBOOKS = FIXTURES / "playbooks"
 
-SPEC = """
-version = 1
-[[vip]]
-address = "192.0.2.100"
-label = "lo:1"
-[[vip]]
-address = "2001:db8::100"
-"""
 
 BAD_SPEC = """
 version = 1

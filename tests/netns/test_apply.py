@@ -6,6 +6,7 @@ import json
 
 from tests.netns.conftest import Netns, write_spec
 
+# Spelled unusually on purpose (upper-case IPv6): the spec is canonicalised.
 SPEC = """
 version = 1
 [[vip]]

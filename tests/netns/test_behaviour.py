@@ -8,35 +8,9 @@ import pty
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from state.journal import read_journal
-from tests.netns.conftest import Netns, NetnsFactory, write_spec
-
-SPEC = """
-version = 1
-[[vip]]
-address = "192.0.2.100"
-label = "lo:1"
-[[vip]]
-address = "2001:db8::100"
-"""
-
-
-def sysctl_file(ns: Netns) -> Path:
-    return ns.workdir / "etc" / "sysctl.d" / "90-dsrctl.conf"
-
-
-def snapshot(ns: Netns) -> dict[str, object]:
-    """Everything dsrctl could touch, to compare before and after."""
-    path = sysctl_file(ns)
-    return {
-        "arp_ignore": ns.sysctl("net.ipv4.conf.all.arp_ignore"),
-        "arp_announce": ns.sysctl("net.ipv4.conf.all.arp_announce"),
-        "rp_filter": ns.sysctl("net.ipv4.conf.all.rp_filter"),
-        "lo": json.loads(ns.run("ip", "-j", "addr", "show", "dev", "lo").stdout),
-        "file": path.read_bytes() if path.exists() else None,
-    }
+from tests.netns.conftest import SPEC, Netns, NetnsFactory, snapshot, sysctl_file, write_spec
 
 
 def test_plan_is_read_only_and_shows_markers(netns: Netns) -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import Netns, write_spec
-from tests.netns.test_behaviour import SPEC
+from tests.netns.conftest import SPEC, Netns, write_spec
 
 parser = pytest.importorskip("prometheus_client.parser")
 
