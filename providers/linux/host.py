@@ -33,6 +33,9 @@ class LinuxHost(Provider):
         self.root = root  # where `show` looks for network configuration
         self._indexes: dict[str, int] = {}
         self._running: frozenset[str] | None = None
+        # Detection reads many files: the spec check and the plan of one run share it;
+        # any write of this provider forgets it, so verification sees the new files.
+        self._detections: dict[tuple[str, str], Detection] = {}
 
     # -- checks -------------------------------------------------------------------------
     def check_spec(self, spec: Spec) -> None:
@@ -237,15 +240,18 @@ class LinuxHost(Provider):
         self._change(path, lambda: files.remove_symlink(path))
 
     def make_dir(self, path: str) -> None:
+        self._detections.clear()
         files.make_dir(path)
 
     def remove_dir(self, path: str) -> None:
+        self._detections.clear()
         files.remove_dir(path)
 
     def _change(self, path: str, change: Callable[[], None]) -> None:
         """A change of a file a running daemon reads includes its reload (persist.reload)."""
         from providers.linux.persist.reload import change_and_reload
 
+        self._detections.clear()
         change_and_reload(path, self.running_daemons(), change)
 
     # -- persistence (providers/linux/persist) ---------------------------------------------
@@ -263,7 +269,11 @@ class LinuxHost(Provider):
         from providers.linux.persist.detect import detect, is_live
         from providers.linux.persist.probe import uplink
 
-        return detect(root, interface, uplink=uplink() if is_live(root) else None)
+        key = (root, interface)
+        if key not in self._detections:
+            live = is_live(root)
+            self._detections[key] = detect(root, interface, uplink=uplink() if live else None)
+        return self._detections[key]
 
     def sysctl_conflicts(self, root: str, sysctl_file: str, spec: Spec) -> list[str]:
         from providers.linux.persist.sysctl_conflicts import scan
