@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dsrctl import DEFAULT_SPEC_PATH
 from dsrctl.errors import DsrctlError
-from state.statedir import write_atomic
+from state.safefile import write_atomic
 
 SERVICE = "dsrctl-drift.service"
 TIMER = "dsrctl-drift.timer"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsrctl.errors import PrivilegeError, StateError
-from state.statedir import write_atomic
+from state.safefile import write_atomic
 
 FORMAT_VERSION = 1
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
 from dsrctl.errors import StateError
+from state.safefile import fsync_directory, write_atomic
+
+__all__ = ["DEFAULT_STATE_DIR", "StateDir", "fsync_directory", "write_atomic"]
 
 DEFAULT_STATE_DIR = "/var/lib/dsrctl"
 
@@ -47,37 +49,3 @@ class StateDir:
             raise StateError(f"state directory {self.path} is not a directory")
         if not os.access(self.path, os.W_OK):
             raise StateError(f"state directory {self.path} is not writable")
-
-
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old or the new bytes, never a mix.
-
-    Temporary file in the same directory, fsync, rename over the target, fsync the directory.
-    """
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.dsrctl-tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,7 @@ import stat
 
 from dsrctl.errors import HostError, PrivilegeError
 from dsrctl.model import DIRECTORY, FileState
-from state.statedir import fsync_directory, write_atomic
+from state.safefile import fsync_directory, write_atomic
 
 
 def read_file(path: str) -> FileState | None:

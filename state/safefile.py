@@ -1,0 +1,195 @@
+"""The one safe way dsrctl writes a file: state files, persistence files, textfiles, plans.
+
+dsrctl runs as root and often writes into directories that other users can write too (a
+node_exporter textfile directory, a shared plans directory). A writer that opens a
+predictable temporary name, or follows a link there, lets such a user make root overwrite
+and chmod any file on the system. So every write here:
+
+- opens the directory once and works relative to that descriptor (a directory swapped
+  for a link halfway cannot redirect the rename);
+- creates the temporary file with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a name with
+  128 random bits (nothing planted in advance can match it; a name that exists anyway is
+  never opened, a fresh one is drawn);
+- sets the mode with ``fchmod`` on the descriptor (never chmod by path);
+- checks every ``write`` (a short write is continued, ENOSPC raises), fsyncs the file,
+  renames it over the target, and fsyncs the directory.
+
+A reader sees the old bytes or the new bytes, never a mix; a failure leaves the target
+untouched and removes the temporary file. A run killed halfway leaves a temporary file
+named ``.NAME.dsrctl-tmp-PID-RANDOM``: :func:`stray_temp_files` finds those whose writer
+is gone, and the next apply removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import stat
+import sys
+
+TEMP_MARK = ".dsrctl-tmp-"
+# .NAME.dsrctl-tmp-PID-HEX (the pid tells a live writer's file from a dead one's)
+_TEMP_NAME = re.compile(r"^\..+\.dsrctl-tmp-(\d+)-[0-9a-f]{32}$")
+# Before the safe writer: .NAME.dsrctl-tmp-PID
+_OLD_TEMP_NAME = re.compile(r"^\..+\.dsrctl-tmp-(\d+)$")
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_USE_DIR_FD = sys.platform != "win32" and os.open in os.supports_dir_fd
+
+
+def temp_name(target_name: str) -> str:
+    return f".{target_name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(16)}"
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` (file mode ``mode``) atomically and durably.
+
+    ``path`` itself may be a symbolic link: the link is replaced, never followed. Raises
+    OSError (ENOSPC, EACCES...) with the target untouched.
+    """
+    directory = os.path.dirname(path) or "."
+    name = os.path.basename(path)
+    if not _USE_DIR_FD:  # pragma: no cover - Windows: no dir_fd, no O_NOFOLLOW
+        _write_by_path(directory, name, data, mode)
+        return
+    dir_fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        tmp, fd = _create_temp(name, dir_fd)
+        try:
+            try:
+                os.fchmod(fd, mode)
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _create_temp(name: str, dir_fd: int) -> tuple[str, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+    for _ in range(16):
+        tmp = temp_name(name)
+        try:
+            return tmp, os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file for {name}")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written: a short write is continued, an error raises."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # pragma: no cover - os.write raises rather than return 0
+            raise OSError(28, "No space left on device")
+        view = view[written:]
+
+
+def _write_by_path(
+    directory: str, name: str, data: bytes, mode: int
+) -> None:  # pragma: no cover - Windows only
+    target = os.path.join(directory, name)
+    tmp = os.path.join(directory, temp_name(name))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def fsync_directory(directory: str) -> None:
+    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_no_follow(path: str, flags: int, mode: int = 0o600) -> int:
+    """os.open that refuses a symbolic link at ``path`` (ELOOP) and anything but a regular
+    file: for state files, which an attacker must never redirect."""
+    # O_NONBLOCK: a FIFO planted at the path must not hang the open.
+    fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(
+                errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL, "not a regular file"
+            )
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stray_temp_files(directory: str) -> list[str]:
+    """Temporary files in ``directory`` left by a dsrctl writer that is no longer running."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    stray = []
+    for name in sorted(names):
+        if TEMP_MARK not in name:
+            continue
+        match = _TEMP_NAME.match(name) or _OLD_TEMP_NAME.match(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _pid_running(pid):
+            stray.append(os.path.join(directory, name))
+    return stray
+
+
+def remove_stray_temp_files(directory: str) -> list[str]:
+    """Remove what :func:`stray_temp_files` finds (never through a link: unlink removes
+    the name itself). Returns the paths removed."""
+    removed = []
+    for path in stray_temp_files(directory):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    if removed:
+        fsync_directory(directory)
+    return removed
+
+
+def _pid_running(pid: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover
+        return True  # cannot tell cheaply: keep the file
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
