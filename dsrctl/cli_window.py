@@ -83,14 +83,18 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     def body() -> int:
         from dsrctl.confirm import read_pending
         from dsrctl.recovery import read_inflight
-        from state.journal import transactions
+        from state.journal import read_history
         from state.statedir import StateDir
 
         state = StateDir(_options(ctx).state_dir)
+        state.verify()
         inflight = read_inflight(state)
         pending = read_pending(state)
         rows = []
-        for txn in transactions(state.journal_file):
+        journal = read_history(state.journal_file)
+        for problem in journal.problems:  # skipped, never a reason to lock the operator out
+            typer.echo(f"warning: {problem}", err=True)
+        for txn in journal.transactions:
             result = txn.result
             if result is None:
                 alive = inflight is not None and inflight.txn == txn.txn and inflight.alive()
@@ -120,7 +124,9 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 }
             )
         if as_json:
-            _print_json({"format_version": 1, "transactions": rows})
+            _print_json(
+                {"format_version": 1, "transactions": rows, "skipped_lines": journal.problems}
+            )
             return 0
         if not rows:
             typer.echo("No applies or rollbacks recorded yet.")

@@ -13,13 +13,17 @@ record survives, and every later command reports the unconfirmed apply.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from dsrctl.errors import DsrctlError, LockError, StateError
-from state.statedir import StateDir, write_atomic
+from dsrctl.errors import DsrctlError, LockError, PrivilegeError, StateError
+from state.lock import ApplyLock
+from state.statedir import StateDir, open_state_file, read_state_file, write_atomic
 
 POLL_SECONDS = 0.25
 LOCK_REPORT_SECONDS = 60.0
@@ -46,18 +50,44 @@ class Pending:
 
 def read_pending(state: StateDir) -> Pending | None:
     try:
-        with open(state.pending_file, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (FileNotFoundError, PermissionError):
+        data = read_state_file(state.pending_file)
+    except PrivilegeError:
         return None
-    except ValueError as exc:
-        raise StateError(f"{state.pending_file} is corrupt: {exc}") from None
+    if data is None:
+        return None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        record = None
+    if not _valid_pending(record):
+        raise StateError(
+            f"{state.pending_file} is corrupt: it should name an apply waiting for "
+            "`dsrctl confirm`; check `dsrctl history`, then remove the file"
+        )
     return Pending(
-        txn=str(data["txn"]),
-        deadline=float(data["deadline"]),
-        watchdog_pid=int(data.get("watchdog_pid", 0)),
-        platform=str(data.get("platform", "linux")),
-        watchdog=str(data.get("watchdog", "")),
+        txn=record["txn"],
+        deadline=float(record["deadline"]),
+        watchdog_pid=record.get("watchdog_pid", 0),
+        platform=record.get("platform", "linux"),
+        watchdog=record.get("watchdog", ""),
+    )
+
+
+def _valid_pending(record: Any) -> bool:
+    def has(name: str, types: tuple[type, ...], required: bool = False) -> bool:
+        value = record.get(name)
+        if value is None:
+            return not required
+        return not isinstance(value, bool) and isinstance(value, types)
+
+    return (
+        isinstance(record, dict)
+        and has("txn", (str,), required=True)
+        and has("deadline", (int, float), required=True)
+        and math.isfinite(record["deadline"])
+        and has("watchdog_pid", (int,))
+        and has("platform", (str,))
+        and has("watchdog", (str,))
     )
 
 
@@ -75,7 +105,8 @@ def write_pending(state: StateDir, pending: Pending) -> None:
 def clear_pending(state: StateDir, txn: str) -> None:
     current = read_pending(state)
     if current is not None and current.txn == txn:
-        os.unlink(state.pending_file)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state.pending_file)
 
 
 def pending_note(state: StateDir) -> str | None:
@@ -111,7 +142,8 @@ def start_watchdog(state: StateDir, txn: str, deadline: float, platform: str) ->
 
     argv = [sys.executable, "-m", "dsrctl", "--state-dir", os.path.abspath(state.path)]
     argv += ["--platform", platform, "revert-unless-confirmed", txn]
-    log_path = os.path.join(state.path, "watchdog.log")
+    log_path = state.watchdog_log
+    os.close(open_state_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
     pid = _start_as_service(argv, txn, log_path) if _systemd_running() else None
     if pid is None:
         pid = _start_detached(argv, log_path)
@@ -176,8 +208,8 @@ def _start_detached(argv: list[str], log_path: str) -> int:
     import subprocess
     import sys
 
-    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
-    os.chmod(log_path, 0o600)
+    # Opened without following links and checked: the child writes into it as root.
+    log = os.fdopen(open_state_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
     # Windows has no sessions: a detached process in its own group outlives the console.
     flags = 0x00000008 | 0x00000200 if sys.platform == "win32" else 0
     try:
@@ -223,36 +255,50 @@ def _say(txn: str, message: str) -> None:
     log(f"watchdog for apply {txn}: {message}", "warning")
 
 
-def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
-    """The watchdog's body: wait for the deadline, then roll back if still unconfirmed."""
-    from providers.base import get_provider
-    from state.lock import ApplyLock
-
-    while True:
-        pending = read_pending(state)
-        if pending is None or pending.txn != txn:
-            return "confirmed or rolled back in time; nothing to do"
-        remaining = pending.deadline - time.time()
-        if remaining <= 0:
-            break
-        time.sleep(min(POLL_SECONDS, remaining))
-    command = f"dsrctl revert-unless-confirmed {txn}"
-    # Wait for the lock as long as it takes (an operator's rollback prompt, say): giving up
-    # would leave an unconfirmed change in place. Say so now and then.
+def _wait_for_lock(state: StateDir, txn: str, command: str) -> ApplyLock | None:
+    """The lock, waited for as long as it takes (an operator's rollback prompt, say, or the
+    apply that armed the watchdog): giving up would leave an unconfirmed change in place.
+    None if the apply was confirmed or rolled back meanwhile."""
     next_report = time.monotonic()
     while True:
+        lock = ApplyLock(state.lock_file, command)
         try:
-            lock = ApplyLock(state.lock_file, command)
             lock.acquire()
-            break
+            return lock
         except LockError as exc:
             if time.monotonic() >= next_report:
                 _say(txn, f"deadline passed; waiting for the lock: {exc}")
                 next_report = time.monotonic() + LOCK_REPORT_SECONDS
             pending = read_pending(state)
             if pending is None or pending.txn != txn:
-                return "confirmed or rolled back while waiting for the lock; nothing to do"
+                return None
             time.sleep(POLL_SECONDS)
+
+
+def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
+    """The watchdog's body: wait for the deadline, then roll back if still unconfirmed."""
+    from providers.base import get_provider
+
+    command = f"dsrctl revert-unless-confirmed {txn}"
+    while True:
+        while True:
+            pending = read_pending(state)
+            if pending is None or pending.txn != txn:
+                return "confirmed or rolled back in time; nothing to do"
+            remaining = pending.deadline - time.time()
+            if remaining <= 0:
+                break
+            time.sleep(min(POLL_SECONDS, remaining))
+        lock = _wait_for_lock(state, txn, command)
+        if lock is None:
+            return "confirmed or rolled back while waiting for the lock; nothing to do"
+        pending = read_pending(state)
+        if pending is not None and pending.txn == txn and pending.deadline > time.time():
+            # The apply that armed us held the lock until it finished, and moved the
+            # deadline: the operator's window starts now. Wait again.
+            lock.release()
+            continue
+        break
     try:
         pending = read_pending(state)
         if pending is None or pending.txn != txn:

@@ -10,9 +10,15 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dsrctl.errors import AbortedByUser, DsrctlError, PrivilegeError, VerificationError
+from dsrctl.errors import (
+    AbortedByUser,
+    ApplyFailed,
+    DsrctlError,
+    PrivilegeError,
+    VerificationError,
+)
 from dsrctl.model import split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, planner_for
@@ -22,6 +28,10 @@ from state.journal import Journal, append_record
 from state.lock import ApplyLock
 from state.ownership import Ownership
 from state.statedir import StateDir
+
+if TYPE_CHECKING:
+    from dsrctl.confirm import Pending
+    from dsrctl.recovery import Inflight
 
 
 @dataclass
@@ -38,6 +48,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     provider = get_provider(platform)
     provider.check_spec(spec)
     state = StateDir(state_dir)
+    state.verify()
     notes = state_notes(state)
     try:
         ownership = Ownership.load(state.ownership_file)
@@ -61,9 +72,10 @@ def state_notes(state: StateDir) -> list[str]:
 
 def make_plan(ctx: Context) -> PlanResult:
     result = planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
-    if ctx.notes:
+    notes = ctx.notes + stray_notes(ctx, result)
+    if notes:
         plan = result.plan
-        result.plan = Plan(plan.steps, tuple(ctx.notes) + plan.notes, plan.facts)
+        result.plan = Plan(plan.steps, tuple(notes) + plan.notes, plan.facts)
     return result
 
 
@@ -72,7 +84,7 @@ class ApplyOutcome:
     plan: Plan
     applied: int
     txn: str = ""
-    pending: Any = None  # confirm.Pending when --confirm-timeout was given
+    pending: Pending | None = None  # when --confirm-timeout was given
     notes: list[str] = field(default_factory=list)
 
 
@@ -92,6 +104,7 @@ def apply(
     ctx.state_dir.ensure()
     with ApplyLock(ctx.state_dir.lock_file, command) as lock:
         notes = [lock.recovered] if lock.recovered else []
+        notes += journal_problems(ctx.state_dir)
         waiting = pending_note(ctx.state_dir)
         if waiting is not None:
             raise DsrctlError(f"{waiting}; no new apply until it is confirmed or rolled back")
@@ -111,6 +124,7 @@ def apply(
 
             check_saved(saved, ctx.spec.digest, result, saved_path)
         if plan.empty:
+            notes += _clean_up_strays(ctx, result)
             _record_ownership(ctx, result)
             if dead is not None:
                 # Everything the dead run set out to do is in effect: it is complete, and
@@ -123,51 +137,184 @@ def apply(
         if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")
         ctx.provider.preflight(plan.steps)
-        journal = Journal(ctx.state_dir.journal_file)
-        txn = journal.begin(
-            kind="apply",
-            spec=os.path.abspath(ctx.spec.path),
-            spec_sha256=ctx.spec.digest,
-            user=recovery.current_user(),
-            command=command,
-            pid=os.getpid(),
-            steps=len(plan.steps),
-            ownership_before=ctx.ownership.to_json(),
-        )
+        notes += _clean_up_strays(ctx, result)
+        return _run_apply(ctx, result, command, confirm_timeout, dead, notes)
+
+
+def journal_problems(state: StateDir) -> list[str]:
+    """One warning for the lines of the journal that cannot be read (they are skipped)."""
+    from state.journal import read_records
+
+    problems = read_records(state.journal_file).problems
+    if not problems:
+        return []
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return [f"{problems[0]}{more}; history and rollback use the other records"]
+
+
+def _run_apply(
+    ctx: Context,
+    result: PlanResult,
+    command: str,
+    confirm_timeout: float | None,
+    dead: Inflight | None,
+    notes: list[str],
+) -> ApplyOutcome:
+    """Journal, arm the revert, run, commit; the host ends as before or as planned."""
+    from dsrctl import recovery
+
+    plan = result.plan
+    journal = Journal(ctx.state_dir.journal_file)
+    txn = journal.begin(  # cannot be written: StateError, nothing was changed
+        kind="apply",
+        spec=os.path.abspath(ctx.spec.path),
+        spec_sha256=ctx.spec.digest,
+        user=recovery.current_user(),
+        command=command,
+        pid=os.getpid(),
+        steps=len(plan.steps),
+        ownership_before=ctx.ownership.to_json(),
+    )
+    pending: Pending | None = None
+    try:
         recovery.mark_inflight(ctx.state_dir, txn, "apply", command)
-        try:
-            from dsrctl.executor import execute, terminate_as_interrupt
-
-            terminate_as_interrupt()
-            applied = execute(
-                plan,
-                ctx.provider,
-                journal,
-                verify=lambda: _verify(ctx),
-                undone_check=lambda: _differences_from(ctx, result),
-            )
-        except BaseException as exc:
-            recovery.clear_inflight(ctx.state_dir, txn)
-            _log(f"apply {txn} failed: spec={ctx.spec.path} {exc}".replace("\n", "; "), "err")
-            raise
-        finally:
-            journal.close()
-        _log(
-            f"apply {txn}: {applied} change(s) applied spec={os.path.abspath(ctx.spec.path)} "
-            f"sha256={ctx.spec.digest[:12]} user={recovery.current_user()}"
-        )
-        _record_ownership(ctx, result)
-        if dead is not None:
-            _supersede(ctx, txn, dead.txn)
-        outcome = ApplyOutcome(plan, applied, txn=txn, notes=notes)
         if confirm_timeout is not None:
-            from dsrctl.confirm import start_watchdog
+            # Armed before the first change: an apply killed at any moment after it
+            # (with its SSH session) is still reverted at the deadline.
+            pending = _arm_revert(ctx, journal, txn, confirm_timeout)
+    except BaseException as exc:
+        journal.abandon()
+        journal.close()
+        _forget_run(ctx, txn)
+        if isinstance(exc, DsrctlError):
+            raise type(exc)(f"{exc}; nothing was changed") from None
+        raise
+    try:
+        from dsrctl.executor import execute, terminate_as_interrupt
 
-            deadline = time.time() + confirm_timeout
-            outcome.pending = start_watchdog(ctx.state_dir, txn, deadline, ctx.provider.platform)
-            append_record(ctx.state_dir.journal_file, txn, "pending", deadline=deadline)
+        terminate_as_interrupt()
+        executed = execute(
+            plan,
+            ctx.provider,
+            journal,
+            verify=lambda: _verify(ctx),
+            undone_check=lambda: _differences_from(ctx, result),
+            commit=lambda: _record_ownership(ctx, result),
+        )
+    except BaseException as exc:
+        unfinished = isinstance(exc, ApplyFailed) and bool(exc.rollback_errors and exc.unrecorded)
+        if not unfinished:
+            _forget_run(
+                ctx, txn, keep_pending=isinstance(exc, ApplyFailed) and bool(exc.rollback_errors)
+            )
+        _log(f"apply {txn} failed: spec={ctx.spec.path} {exc}".replace("\n", "; "), "err")
+        raise
+    finally:
+        journal.close()
+    _log(
+        f"apply {txn}: {executed.steps} change(s) applied spec={os.path.abspath(ctx.spec.path)} "
+        f"sha256={ctx.spec.digest[:12]} user={recovery.current_user()}"
+    )
+    if dead is not None:
+        try:
+            _supersede(ctx, txn, dead.txn)
+        except DsrctlError as exc:
+            notes.append(f"could not record that this apply completed {dead.txn}: {exc}")
+    outcome = ApplyOutcome(plan, executed.steps, txn=txn, notes=notes, pending=pending)
+    if pending is not None:
+        outcome.pending = _extend_revert(ctx, pending, confirm_timeout or 0.0, notes)
+    if executed.unrecorded is not None:
+        # The host and the ownership records are as planned; the journal lacks the end.
+        # The in-flight marker stays, so the next apply seals the run as applied.
+        notes.append(
+            f"the host matches the spec, but the journal could not record the end of apply "
+            f"{txn} ({executed.unrecorded}); free space in {ctx.state_dir.path} and run "
+            "`dsrctl apply` again to seal it"
+        )
+    else:
         recovery.clear_inflight(ctx.state_dir, txn)
-        return outcome
+    return outcome
+
+
+def _arm_revert(ctx: Context, journal: Journal, txn: str, seconds: float) -> Pending:
+    from dsrctl.confirm import start_watchdog
+
+    deadline = time.time() + seconds
+    pending = start_watchdog(ctx.state_dir, txn, deadline, ctx.provider.platform)
+    journal.write("pending", deadline=deadline)
+    return pending
+
+
+def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[str]) -> Pending:
+    """The operator's window starts when the apply has finished: move the deadline."""
+    import dataclasses
+
+    from dsrctl.confirm import write_pending
+
+    extended = dataclasses.replace(pending, deadline=time.time() + seconds)
+    try:
+        write_pending(ctx.state_dir, extended)
+        append_record(
+            ctx.state_dir.journal_file, pending.txn, "pending", deadline=extended.deadline
+        )
+    except (OSError, DsrctlError) as exc:
+        notes.append(f"could not move the confirmation deadline ({exc}); it stays at the first")
+        return pending
+    return extended
+
+
+def _forget_run(ctx: Context, txn: str, keep_pending: bool = False) -> None:
+    """Remove the markers of a run that ended (best effort: unlinking needs no space)."""
+    import contextlib
+
+    from dsrctl import recovery
+    from dsrctl.confirm import clear_pending
+
+    with contextlib.suppress(OSError, DsrctlError):
+        recovery.clear_inflight(ctx.state_dir, txn)
+    if not keep_pending:
+        with contextlib.suppress(OSError, DsrctlError):
+            clear_pending(ctx.state_dir, txn)
+
+
+def _clean_up_strays(ctx: Context, result: PlanResult) -> list[str]:
+    """Remove temporary files a killed run left in the directories dsrctl writes."""
+    from state.safefile import remove_stray_temp_files
+
+    removed: list[str] = []
+    for directory in stray_directories(ctx, result):
+        try:
+            removed += remove_stray_temp_files(directory)
+        except OSError as exc:
+            return [f"cannot remove stray temporary files in {directory}: {exc.strerror}"]
+    if not removed:
+        return []
+    return [
+        f"removed {len(removed)} stray temporary file(s) of a killed run: " + ", ".join(removed)
+    ]
+
+
+def stray_directories(ctx: Context, result: PlanResult) -> list[str]:
+    """The state directory and every directory dsrctl writes managed files into."""
+    directories = {ctx.state_dir.path}
+    for resource in (*result.spec_resources, *ctx.ownership.records):
+        kind, name = split_id(resource)
+        if kind in ("file", "symlink"):
+            directories.add(os.path.dirname(name))
+    return sorted(directories)
+
+
+def stray_notes(ctx: Context, result: PlanResult) -> list[str]:
+    """What plan and drift say about temporary files a killed run left behind."""
+    from state.safefile import stray_temp_files
+
+    found = [path for d in stray_directories(ctx, result) for path in stray_temp_files(d)]
+    if not found:
+        return []
+    return [
+        f"{len(found)} stray temporary file(s) of a killed run (the next apply removes them): "
+        + ", ".join(found)
+    ]
 
 
 def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, command: str) -> int:

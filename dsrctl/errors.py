@@ -64,16 +64,25 @@ class ApplyFailed(DsrctlError):
         rollback_errors: list[str],
         undone: int,
         action: str = "apply",
+        unrecorded: str | None = None,
     ) -> None:
         self.original = original
         self.rollback_errors = rollback_errors
         self.undone = undone
+        self.unrecorded = unrecorded
         if rollback_errors:
             rb = f"rollback FAILED ({len(rollback_errors)} error(s)): " + "; ".join(rollback_errors)
         else:
             rb = f"rolled back {undone} completed step(s); the host is as it was before {action}"
         reason = str(original) or _INTERRUPTS.get(type(original).__name__, type(original).__name__)
-        super().__init__(f"{action} failed: {reason}\n{rb}")
+        message = f"{action} failed: {reason}\n{rb}"
+        if unrecorded is not None:
+            message += f"\nthe journal could not record this ({unrecorded}); " + (
+                "it keeps what it had before this run"
+                if not rollback_errors
+                else "`dsrctl history` shows the run as unfinished"
+            )
+        super().__init__(message)
 
 
 _INTERRUPTS = {"KeyboardInterrupt": "interrupted (Ctrl-C)"}

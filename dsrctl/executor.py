@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from dsrctl.errors import ApplyFailed
@@ -72,6 +73,16 @@ def run_group(host: Any, group: list[Step]) -> tuple[list[Step], BaseException |
     return completed, first
 
 
+@dataclass
+class Executed:
+    """A transaction that completed: every step ran, verified and committed."""
+
+    steps: int
+    # Set when the host and the records are as planned but the journal could not record
+    # the end (a full disk): the run is then left unfinished for the next apply to seal.
+    unrecorded: str | None = None
+
+
 def execute(
     plan: Plan,
     host: Any,
@@ -79,11 +90,19 @@ def execute(
     verify: Callable[[], None],
     undone_check: Callable[[], list[str]],
     action: str = "apply",
-) -> int:
-    """Run every step, then ``verify()``. On any failure, roll back and raise ApplyFailed.
+    commit: Callable[[], None] | None = None,
+) -> Executed:
+    """Run every step, ``verify()``, then ``commit()`` (the records that must agree with the
+    host). On any failure up to and including the commit, roll back and raise ApplyFailed.
+
+    Write-ahead: a group runs only after its intent record is durably in the journal; if
+    that record cannot be written, the group never runs. Undo never depends on the
+    journal: its records are written where possible, and a transaction whose changes
+    were all undone but whose end cannot be recorded is cut from the journal, which then
+    tells the truth: nothing happened.
 
     ``undone_check`` re-reads the host after a rollback and names what still differs from
-    the state observed before apply.
+    the state observed before.
     """
     done: list[Step] = []
     # A group whose call did not return (a signal, an unexpected error) may have taken
@@ -109,18 +128,23 @@ def execute(
             journal.write("done", seq=number)
             _pause_for_tests(number)
         verify()
+        if commit is not None:
+            commit()
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-applied host
-        journal.write("failed", error=str(exc) or type(exc).__name__, steps_done=len(done))
         completed_count = len(done)
         done.extend(in_flight)
         rollback_errors = rollback(done, host, journal)
         if not rollback_errors:
             rollback_errors = undone_check()
         result = "rollback-failed" if rollback_errors else "rolled-back"
-        journal.write("end", result=result, errors=rollback_errors)
-        raise ApplyFailed(exc, rollback_errors, completed_count, action) from exc
-    journal.write("end", result="applied", steps=len(plan.steps))
-    return len(plan.steps)
+        unrecorded = journal.try_write(
+            "failed", error=str(exc) or type(exc).__name__, steps_done=completed_count
+        ) or journal.try_write("end", result=result, errors=rollback_errors)
+        if unrecorded is not None and not rollback_errors:
+            journal.abandon()
+        raise ApplyFailed(exc, rollback_errors, completed_count, action, unrecorded) from exc
+    unrecorded = journal.try_write("end", result="applied", steps=len(plan.steps))
+    return Executed(len(plan.steps), unrecorded)
 
 
 def _pause_for_tests(boundary: int) -> None:
@@ -135,10 +159,12 @@ def _pause_for_tests(boundary: int) -> None:
 
 
 def rollback(done: list[Step], host: Any, journal: Journal) -> list[str]:
+    """Undo ``done`` newest first. The journal records are written where possible; a
+    record that cannot be written (a full disk) never stops an undo."""
     errors: list[str] = []
     inverses = [step.inverse() for step in reversed(done)]
     for number, group in enumerate(group_steps(inverses)):
-        journal.write("undo", seq=number, steps=[step.to_record() for step in group])
+        journal.try_write("undo", seq=number, steps=[step.to_record() for step in group])
         try:
             _, error = run_group(host, group)
         except Exception as exc:  # keep undoing the rest
@@ -146,5 +172,5 @@ def rollback(done: list[Step], host: Any, journal: Journal) -> list[str]:
         if error is not None:
             errors.append(f"undo of {group[0].resource}: {error}")
         else:
-            journal.write("undone", seq=number)
+            journal.try_write("undone", seq=number)
     return errors

@@ -8,6 +8,7 @@ but its process is gone or the machine has rebooted since.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -15,10 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.errors import StateError
+from dsrctl.errors import PrivilegeError, StateError
 from state.journal import Transaction, transactions
 from state.ownership import Ownership
-from state.statedir import StateDir, write_atomic
+from state.statedir import StateDir, read_state_file, write_atomic
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
@@ -117,28 +118,59 @@ def mark_inflight(state: StateDir, txn: str, kind: str, command: str) -> None:
 def clear_inflight(state: StateDir, txn: str) -> None:
     current = read_inflight(state)
     if current is not None and current.txn == txn:
-        os.unlink(state.inflight_file)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state.inflight_file)
 
 
 def read_inflight(state: StateDir) -> Inflight | None:
     try:
-        with open(state.inflight_file, encoding="utf-8") as handle:
-            data: dict[str, Any] = json.load(handle)
-    except FileNotFoundError:
+        data = read_state_file(state.inflight_file)
+    except PrivilegeError:
         return None
-    except PermissionError:
+    if data is None:
         return None
-    except ValueError as exc:
-        raise StateError(f"{state.inflight_file} is corrupt: {exc}") from None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        record = None
+    problem = _inflight_problem(record)
+    if problem is not None:
+        raise StateError(
+            f"{state.inflight_file} is corrupt ({problem}): it names a run that died; "
+            "check `dsrctl history`, then remove the file"
+        )
     return Inflight(
-        txn=str(data["txn"]),
-        kind=str(data.get("kind", "apply")),
-        pid=int(data["pid"]),
-        boot_id=str(data.get("boot_id", "")),
-        started=float(data.get("started", 0)),
-        command=str(data.get("command", "")),
-        process=str(data.get("process", "")),
+        txn=record["txn"],
+        kind=record.get("kind", "apply"),
+        pid=record["pid"],
+        boot_id=record.get("boot_id", ""),
+        started=float(record.get("started", 0)),
+        command=record.get("command", ""),
+        process=record.get("process", ""),
     )
+
+
+def _inflight_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for name, types in _INFLIGHT_FIELDS.items():
+        value = record.get(name)
+        if value is None and name not in ("txn", "pid"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"{name!r} is missing or has the wrong type"
+    return None
+
+
+_INFLIGHT_FIELDS: dict[str, tuple[type, ...]] = {
+    "txn": (str,),
+    "pid": (int,),
+    "kind": (str,),
+    "boot_id": (str,),
+    "started": (int, float),
+    "command": (str,),
+    "process": (str,),
+}
 
 
 def unfinished(state: StateDir, locked: bool = False) -> Inflight | None:

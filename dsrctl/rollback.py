@@ -10,17 +10,18 @@ ownership records back as they were before the first apply it undoes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.errors import AbortedByUser, DsrctlError, VerificationError
+from dsrctl.errors import AbortedByUser, DsrctlError, StateError, VerificationError
 from dsrctl.plan import Plan
 from dsrctl.recovery import clear_inflight, read_inflight
 from dsrctl.steps import Step, step_from_record
 from providers.base import Provider
-from state.journal import Journal, Transaction, append_record, transactions
+from state.journal import Journal, Transaction, transactions
 from state.lock import ApplyLock
 from state.ownership import Ownership
 from state.statedir import StateDir
@@ -83,10 +84,27 @@ def plan_rollback(state: StateDir, to: str | None = None, locked: bool = False) 
     targets = expanded
     steps: list[Step] = []
     for txn in targets:
-        forward = [step_from_record(record) for record in txn.steps()]
+        forward = _decode_steps(state, txn)
         steps.extend(step.inverse() for step in reversed(forward))
     notes = tuple(f"undo {_describe(txn)}" for txn in targets)
     return RollbackPlan(targets=targets, plan=Plan(steps=tuple(steps), notes=notes))
+
+
+def _decode_steps(state: StateDir, txn: Transaction) -> list[Step]:
+    """The steps of ``txn`` as recorded; a record this dsrctl cannot rebuild stops the
+    rollback of that transaction (undoing part of it would leave a mix)."""
+    steps: list[Step] = []
+    for line, group in zip(txn.lines, txn.intents, strict=True):
+        for record in group:
+            try:
+                steps.append(step_from_record(record))
+            except (ValueError, KeyError, TypeError, AttributeError, StopIteration) as exc:
+                raise StateError(
+                    f"{state.journal_file} line {line}: a step of {txn.txn} cannot be read "
+                    f"({exc}): that apply cannot be rolled back automatically; see "
+                    "`dsrctl history` and undo it by hand"
+                ) from None
+    return steps
 
 
 def _why_not(txn: Transaction) -> str:
@@ -146,16 +164,42 @@ def execute_rollback(
         pid=os.getpid(),
         steps=len(steps),
     )
-    mark_inflight(state, txn, "rollback", command)
+    try:
+        mark_inflight(state, txn, "rollback", command)
+    except BaseException:
+        journal.abandon()
+        journal.close()
+        raise
+    before = oldest.begin.get("ownership_before")
+    restored = Ownership.from_json(before, state.ownership_file) if before is not None else None
+
+    def commit() -> None:
+        # Part of the transaction: a rollback whose records cannot be written is undone,
+        # so the host, the ownership records and the journal keep telling one story.
+        if restored is None:
+            for target in planned.targets:
+                journal.write("reverted", target=target.txn)
+            return
+        current = Ownership.load(state.ownership_file)
+        restored.save(state.ownership_file)
+        try:
+            for target in planned.targets:
+                journal.write("reverted", target=target.txn)
+        except BaseException:
+            with contextlib.suppress(DsrctlError):
+                current.save(state.ownership_file)
+            raise
+
     try:
         terminate_as_interrupt()
-        execute(
+        executed = execute(
             planned.plan,
             provider,
             journal,
             verify=lambda: _verify(provider, targets_wanted),
             undone_check=lambda: [],
             action="rollback",
+            commit=commit,
         )
     except BaseException as exc:
         # It failed and undid itself (or says what it could not undo): not unfinished.
@@ -169,17 +213,12 @@ def execute_rollback(
         f"rollback {txn}: reverted {reverted} ({len(steps)} step(s)) user={current_user()}",
         "notice",
     )
-    for target in planned.targets:
-        append_record(state.journal_file, txn, "reverted", target=target.txn)
-    before = oldest.begin.get("ownership_before")
-    if isinstance(before, dict):
-        restored = Ownership.from_json(before, state.ownership_file)
-        restored.save(state.ownership_file)
     pending = read_pending(state)
     if pending is not None and pending.txn in {t.txn for t in planned.targets}:
         clear_pending(state, pending.txn)
-    # mark_inflight() replaced the marker of any apply that died: clearing ours ends it.
-    clear_inflight(state, txn)
+    if executed.unrecorded is None:
+        # mark_inflight() replaced the marker of any apply that died: clearing ours ends it.
+        clear_inflight(state, txn)
 
 
 def _final_values(steps: list[Step]) -> dict[str, Any]:

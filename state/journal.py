@@ -1,22 +1,29 @@
 """The write-ahead journal: every step is recorded with its prior value before it runs.
 
-One JSON object a line in ``<state-dir>/journal.jsonl``, each fsynced before the host is
-touched, so that after a crash the journal says what was about to change and what it
-was before. Record types, in order for one transaction (``txn``):
+One JSON object a line in ``<state-dir>/journal.jsonl``. A record is written whole (every
+``write`` checked), fsynced, and only then is the host touched; a record that cannot be
+written whole is cut off again, so the host is never changed without its record. Record
+types, in order for one transaction (``txn``):
 
 - ``begin``: spec path, number of steps;
 - ``intent``: the steps about to run (resource, action, before, after), before running;
 - ``done``: those steps completed;
 - ``undo``: a rollback step about to run; ``undone`` when it completed;
+- ``failed``: why an apply failed (after its undo);
 - ``end``: ``result`` is ``applied``, ``rolled-back`` or ``rollback-failed``.
 
 Records that refer to an earlier transaction: ``reverted`` (a later rollback undid it),
 ``superseded`` (an unfinished transaction that a later apply or rollback dealt with),
 ``pending`` / ``confirmed`` (apply --confirm-timeout).
+
+Reading never locks the operator out: a torn line (a crash or a full disk mid-write), a
+foreign line or a record of a newer format is skipped with a problem naming the file and
+line, and every valid record still counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -24,9 +31,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl.errors import StateError
+from dsrctl.errors import PrivilegeError, StateError
+from state.safefile import write_all
+from state.statedir import open_state_file, read_state_file
 
 ROTATE_BYTES = 8 * 1024 * 1024
+FORMAT_VERSION = 1  # "v" of every record; a reader skips records of a newer format
+END_RESULTS = ("applied", "rolled-back", "rollback-failed")
 
 
 class Journal:
@@ -34,34 +45,71 @@ class Journal:
         self.path = path
         self.txn = ""
         self._fd: int | None = None
+        self._start = 0  # length of the file before this transaction's first record
 
     def begin(self, **details: Any) -> str:
         self._rotate_if_large()
-        try:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
-        except OSError as exc:
-            raise StateError(f"cannot open journal {self.path}: {exc.strerror}") from None
+        self._open()
         self.txn = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.write("begin", **details)
         return self.txn
 
     def open_existing(self, txn: str) -> None:
         """Append to the journal under an existing transaction id, without a begin record."""
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._open()
         self.txn = txn
 
+    def _open(self) -> None:
+        try:
+            self._fd = open_state_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        except PermissionError:
+            raise PrivilegeError(
+                f"cannot open journal {self.path}: permission denied (run as root)"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot open journal {self.path}: {exc.strerror}") from None
+        self._start = os.fstat(self._fd).st_size
+
     def write(self, record_type: str, **fields: Any) -> None:
+        """Append one record durably, or raise StateError with the file as it was."""
         if self._fd is None:
             raise StateError("journal is not open")
-        record = {"type": record_type, "txn": self.txn, "time": time.time(), **fields}
+        record = {
+            "type": record_type,
+            "txn": self.txn,
+            "time": time.time(),
+            "v": FORMAT_VERSION,
+            **fields,
+        }
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+        size = os.fstat(self._fd).st_size
+        if size and not _ends_with_newline(self._fd, size):
+            line = b"\n" + line  # a torn last line stays a line of its own
         try:
-            os.write(self._fd, line)
+            write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as exc:
+            # Cut off what got written: a torn record must not stand in the journal, and
+            # truncating needs no free space.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
             raise StateError(f"cannot write journal {self.path}: {exc.strerror}") from None
+
+    def try_write(self, record_type: str, **fields: Any) -> str | None:
+        """Like write(), for records that must never stop an undo: the error, or None."""
+        try:
+            self.write(record_type, **fields)
+        except StateError as exc:
+            return str(exc)
+        return None
+
+    def abandon(self) -> None:
+        """Drop this transaction's records: it never changed the host, or its changes were
+        all undone, but its end could not be recorded (a full disk)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._start)
+                os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -70,21 +118,119 @@ class Journal:
 
     def _rotate_if_large(self) -> None:
         try:
-            if os.path.getsize(self.path) > ROTATE_BYTES:
+            if os.lstat(self.path).st_size > ROTATE_BYTES:
                 os.replace(self.path, self.path + ".1")
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise StateError(f"cannot rotate journal {self.path}: {exc.strerror}") from None
+
+
+def _ends_with_newline(fd: int, size: int) -> bool:
+    return os.pread(fd, 1, size - 1) == b"\n"
+
+
+@dataclass
+class JournalRead:
+    """The valid records of a journal, oldest first, and what was skipped and why."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 def read_journal(path: str) -> list[dict[str, Any]]:
-    """All records, oldest first (for tests, `dsrctl show` and crash recovery)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except FileNotFoundError:
-        return []
-    except ValueError as exc:
-        raise StateError(f"journal {path} is corrupt: {exc}") from None
+    """The valid records, oldest first (for tests, `dsrctl show` and crash recovery)."""
+    return read_records(path).records
+
+
+def read_records(path: str) -> JournalRead:
+    data = read_state_file(path)
+    result = JournalRead()
+    if data is None:
+        return result
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (ValueError, RecursionError):
+            problem: str | None = "not a journal record (a torn write or a foreign line)"
+        else:
+            problem = record_problem(record)
+        if problem is not None:
+            result.problems.append(f"{path} line {number}: {problem}; skipped")
+            continue
+        record["line"] = number
+        result.records.append(record)
+    return result
+
+
+# field -> the types a record of that type may hold there (bool is never an int here)
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "begin": {"kind": (str,), "steps": (int,), "spec": (str,), "reverts": (list,)},
+    "intent": {"seq": (int,), "steps": (list,)},
+    "undo": {"seq": (int,), "steps": (list,)},
+    "done": {"seq": (int,)},
+    "undone": {"seq": (int,)},
+    "failed": {"error": (str,), "steps_done": (int,)},
+    "end": {"result": (str,), "errors": (list,), "recovered": (bool,), "steps": (int,)},
+    "reverted": {"target": (str,)},
+    "superseded": {"target": (str,)},
+    "confirmed": {"target": (str,)},
+    "pending": {"deadline": (int, float)},
+}
+_REQUIRED = {
+    "intent": ("seq", "steps"),
+    "undo": ("seq", "steps"),
+    "end": ("result",),
+    "reverted": ("target",),
+    "superseded": ("target",),
+    "confirmed": ("target",),
+    "pending": ("deadline",),
+}
+
+
+def record_problem(record: object) -> str | None:
+    """Why ``record`` is not a journal record this dsrctl can use, or None."""
+    if not isinstance(record, dict):
+        return "not a journal record (a JSON value that is not an object)"
+    version = record.get("v", 1)
+    if not _is(version, (int,)):
+        return "'v' is not a number"
+    if version > FORMAT_VERSION:
+        return f"a record of format {version}, written by a newer dsrctl"
+    kind = record.get("type")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        return f"unknown record type {kind!r}"
+    if not isinstance(record.get("txn"), str) or not record["txn"]:
+        return "no transaction id"
+    if not _is(record.get("time"), (int, float)):
+        return "no time"
+    for name in _REQUIRED.get(kind, ()):
+        if name not in record:
+            return f"a {kind} record without {name!r}"
+    for name, types in _FIELDS[kind].items():
+        if name in record and not _is(record[name], types):
+            return f"{name!r} of a {kind} record has the wrong type"
+    if kind in ("intent", "undo") and not all(
+        isinstance(step, dict)
+        and isinstance(step.get("kind"), str)
+        and isinstance(step.get("resource"), str)
+        for step in record["steps"]
+    ):
+        return f"a step of a {kind} record is not a step record"
+    if kind == "end" and record["result"] not in END_RESULTS:
+        return f"unknown result {record['result']!r}"
+    if "ownership_before" in record and not isinstance(record["ownership_before"], dict):
+        return "'ownership_before' is not an object"
+    return None
+
+
+def _is(value: object, types: tuple[type, ...]) -> bool:
+    # JSON true/false are Python bools, which are ints: a boolean is never a number here.
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
 
 
 @dataclass
@@ -101,6 +247,7 @@ class Transaction:
     superseded_by: str | None = None
     confirmed: bool = False
     end: dict[str, Any] = field(default_factory=dict)
+    lines: list[int] = field(default_factory=list)  # journal lines of its intent records
 
     @property
     def started(self) -> float:
@@ -111,17 +258,24 @@ class Transaction:
         return [step for group in self.intents for step in group]
 
 
-def transactions(path: str) -> list[Transaction]:
-    """The journal folded into transactions, oldest first."""
+@dataclass
+class History:
+    transactions: list[Transaction]
+    problems: list[str]  # lines skipped, each naming the file and line
+
+
+def read_history(path: str) -> History:
+    """The journal folded into transactions, oldest first, with the lines it skipped."""
+    read = read_records(path)
     by_id: dict[str, Transaction] = {}
-    for record in read_journal(path):
-        kind = record.get("type")
-        txn = str(record.get("txn", ""))
+    for record in read.records:
+        kind = record["type"]
+        txn = record["txn"]
         if kind == "begin":
             by_id[txn] = Transaction(txn=txn, kind=record.get("kind", "apply"), begin=record)
             continue
         if kind in ("reverted", "superseded", "confirmed"):
-            target = by_id.get(str(record.get("target", "")))
+            target = by_id.get(record["target"])
             if target is not None:
                 if kind == "reverted":
                     target.reverted_by = txn
@@ -134,13 +288,19 @@ def transactions(path: str) -> list[Transaction]:
         if current is None:
             continue
         if kind == "intent":
-            current.intents.append(list(record.get("steps", [])))
+            current.intents.append(list(record["steps"]))
+            current.lines.append(record["line"])
         elif kind == "done":
             current.done += 1
         elif kind == "end":
-            current.result = str(record.get("result"))
+            current.result = record["result"]
             current.end = record
-    return list(by_id.values())
+    return History(list(by_id.values()), read.problems)
+
+
+def transactions(path: str) -> list[Transaction]:
+    """The journal folded into transactions, oldest first (skipped lines are not said)."""
+    return read_history(path).transactions
 
 
 def append_record(path: str, txn: str, record_type: str, **fields: Any) -> None:

@@ -7,6 +7,7 @@ stale lock. The holder writes who it is into the file so that the second run can
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -14,7 +15,9 @@ import sys
 import time
 from types import TracebackType
 
-from dsrctl.errors import LockError, StateError
+from dsrctl.errors import LockError, PrivilegeError, StateError
+from state.safefile import write_all
+from state.statedir import open_state_file
 
 
 class ApplyLock:
@@ -27,7 +30,12 @@ class ApplyLock:
 
     def acquire(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Never through a link: the holder truncates and rewrites this file as root.
+            fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
+        except PermissionError:
+            raise PrivilegeError(
+                f"cannot open lock file {self.path}: permission denied (run as root)"
+            ) from None
         except OSError as exc:
             raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from None
         try:
@@ -50,13 +58,18 @@ class ApplyLock:
             "command": self.command,
             "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        os.ftruncate(fd, 0)
-        _write_start(fd, (json.dumps(info) + "\n").encode())
+        try:
+            os.ftruncate(fd, 0)
+            _write_start(fd, (json.dumps(info) + "\n").encode())
+        except OSError:
+            pass  # a full disk: the lock holds all the same, it just names nobody
+
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
             _unlock(self._fd)
             os.close(self._fd)
             self._fd = None
@@ -130,4 +143,4 @@ def _read_start(fd: int) -> bytes:
 
 def _write_start(fd: int, data: bytes) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, data)
+    write_all(fd, data)

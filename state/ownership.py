@@ -14,6 +14,7 @@ from typing import Any
 
 from dsrctl.errors import PrivilegeError, StateError
 from state.safefile import write_atomic
+from state.statedir import read_state_file
 
 FORMAT_VERSION = 1
 
@@ -58,33 +59,45 @@ class Ownership:
     @classmethod
     def load(cls, path: str) -> Ownership:
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            return cls()
-        except PermissionError:
+            data = read_state_file(path)
+        except PrivilegeError:
             raise PrivilegeError(
                 f"cannot read ownership records {path}: permission denied"
             ) from None
-        except ValueError as exc:
-            raise StateError(f"ownership records {path} are corrupt: {exc}") from None
-        return cls.from_json(data, path)
+        if data is None:
+            return cls()
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise StateError(
+                f"ownership records {path} are corrupt ({exc}); restore them from a backup, "
+                "or move the file away (dsrctl then treats every resource as the operator's "
+                "own and deletes nothing)"
+            ) from None
+        return cls.from_json(parsed, path)
 
     @classmethod
     def from_json(cls, data: Any, path: str) -> Ownership:
+        """Strictly: a record whose fields have the wrong type is refused, never coerced
+        (``"created": "false"`` would otherwise read as true and make apply delete)."""
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise StateError(f"ownership records {path} have an unknown format")
-        try:
-            records = {
-                key: OwnershipRecord(
-                    created=bool(value["created"]),
-                    original=value.get("original"),
-                    since=str(value.get("since", "")),
+        resources = data.get("resources")
+        if not isinstance(resources, dict):
+            raise StateError(f"ownership records {path} are corrupt: no 'resources' object")
+        records = {}
+        for key, value in resources.items():
+            problem = _record_problem(key, value)
+            if problem:
+                raise StateError(
+                    f"ownership records {path} are corrupt: {key!r}: {problem}; restore the "
+                    "file from a backup or remove that record"
                 )
-                for key, value in data["resources"].items()
-            }
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise StateError(f"ownership records {path} are corrupt: {exc}") from None
+            records[key] = OwnershipRecord(
+                created=value["created"],
+                original=value.get("original"),
+                since=value.get("since", ""),
+            )
         return cls(records)
 
     def save(self, path: str) -> None:
@@ -93,3 +106,16 @@ class Ownership:
             write_atomic(path, data, 0o600)
         except OSError as exc:
             raise StateError(f"cannot write ownership records {path}: {exc.strerror}") from None
+
+
+def _record_problem(key: str, value: Any) -> str | None:
+    kind, _, name = key.partition(":")
+    if not kind or not name:
+        return "not a resource id"
+    if not isinstance(value, dict):
+        return "not a record"
+    if not isinstance(value.get("created"), bool):
+        return "'created' must be true or false"
+    if not isinstance(value.get("since", ""), str):
+        return "'since' must be a string"
+    return None

@@ -6,17 +6,20 @@ kernel path is covered by tests/netns.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dsrctl.errors import ApplyFailed, HostError, VerificationError
+from dsrctl.errors import ApplyFailed, HostError, StateError, VerificationError
 from dsrctl.executor import execute, group_steps
 from dsrctl.model import AddressState, FileState
 from dsrctl.plan import Plan
 from dsrctl.steps import AddressStep, FileStep, Phase, Step, SysctlStep
-from state.journal import Journal, read_journal
+from state import safefile
+from state.journal import Journal, read_journal, read_records
 
 
 class FakeHost:
@@ -85,7 +88,7 @@ def run(host: FakeHost, tmp_path: Path, verify: Any = None) -> int:
     journal = Journal(str(tmp_path / "journal.jsonl"))
     journal.begin(spec="s")
     try:
-        return execute(make_plan(), host, journal, verify or (lambda: None), lambda: [])
+        return execute(make_plan(), host, journal, verify or (lambda: None), lambda: []).steps
     finally:
         journal.close()
 
@@ -238,3 +241,86 @@ def test_sigterm_during_apply_becomes_an_exception_that_rolls_back(
     assert isinstance(caught.value.original, Terminated)
     assert "stopped by SIGTERM" in str(caught.value)
     assert fake.sysctls == {"a": 0, "b": 0}
+
+
+class FullDisk:
+    """Journal records from number ``after`` on fail as on a full disk (ENOSPC)."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.count = 0
+
+    def __call__(self, fd: int, data: bytes | memoryview) -> int:
+        self.count += 1
+        if self.count > self.after:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return REAL_WRITE(fd, data)
+
+
+REAL_WRITE = os.write
+
+
+@pytest.mark.parametrize("records_that_fit", range(1, 12))
+def test_a_full_disk_at_any_journal_record_leaves_the_host_as_before_or_as_planned(
+    fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records_that_fit: int
+) -> None:
+    """The old executor wrote a "failed" record before undoing; on a full disk that write
+    raised and the undo never ran: VIPs and sysctls stayed with no rollback."""
+    monkeypatch.setattr(safefile.os, "write", FullDisk(records_that_fit))
+    planned = {"a": 1, "b": 2}
+    try:
+        run(fake, tmp_path)
+    except ApplyFailed as exc:
+        assert "No space left on device" in str(exc)
+        assert "the host is as it was before apply" in str(exc)
+        assert fake.sysctls == {"a": 0, "b": 0}
+        assert fake.addresses == {} and fake.files == {}
+    else:
+        assert fake.sysctls == planned
+        assert set(fake.addresses) == {"192.0.2.1/32", "192.0.2.2/32"}
+    monkeypatch.setattr(safefile.os, "write", REAL_WRITE)
+    # Every line that stands in the journal is a whole record: nothing torn.
+    raw = (tmp_path / "journal.jsonl").read_bytes()
+    assert raw == b"" or raw.endswith(b"\n")
+    assert read_records(str(tmp_path / "journal.jsonl")).problems == []
+
+
+def test_a_group_never_runs_unless_its_intent_is_written(
+    fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # begin (1) and the first intent (2) fit; the "done" of group 0 does not.
+    monkeypatch.setattr(safefile.os, "write", FullDisk(2))
+    with pytest.raises(ApplyFailed):
+        run(fake, tmp_path)
+    assert fake.calls == ["sysctl a=1", "sysctl a=0"]
+
+
+def test_a_fully_undone_run_whose_end_cannot_be_written_leaves_no_trace(
+    fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal_path = tmp_path / "journal.jsonl"
+    journal = Journal(str(journal_path))
+    journal.begin(spec="earlier")
+    journal.write("end", result="applied")
+    journal.close()
+    before = journal_path.read_bytes()
+    monkeypatch.setattr(safefile.os, "write", FullDisk(4))
+    with pytest.raises(ApplyFailed) as caught:
+        run(fake, tmp_path)
+    assert "the journal could not record this" in str(caught.value)
+    assert journal_path.read_bytes() == before
+    assert fake.sysctls == {"a": 0, "b": 0}
+
+
+def test_a_failed_commit_rolls_the_host_back(fake: FakeHost, tmp_path: Path) -> None:
+    def commit() -> None:
+        raise StateError("cannot write ownership records: No space left on device")
+
+    journal = Journal(str(tmp_path / "journal.jsonl"))
+    journal.begin(spec="s")
+    with pytest.raises(ApplyFailed) as caught:
+        execute(make_plan(), fake, journal, lambda: None, lambda: [], commit=commit)
+    journal.close()
+    assert "ownership records" in str(caught.value)
+    assert fake.sysctls == {"a": 0, "b": 0} and fake.addresses == {} and fake.files == {}
+    assert read_journal(str(tmp_path / "journal.jsonl"))[-1]["result"] == "rolled-back"

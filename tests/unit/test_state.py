@@ -106,7 +106,9 @@ def test_journal_records_are_appended_and_fsynced_lines(tmp_path: Path) -> None:
     path = str(tmp_path / "journal.jsonl")
     journal = Journal(path)
     txn = journal.begin(spec="s.toml")
-    journal.write("intent", seq=0, steps=[{"resource": "sysctl:a", "before": 0, "after": 1}])
+    journal.write(
+        "intent", seq=0, steps=[{"kind": "sysctl", "resource": "sysctl:a", "before": 0, "after": 1}]
+    )
     journal.close()
     second = Journal(path)
     second.begin(spec="s.toml")
