@@ -1,20 +1,34 @@
-"""Read links and addresses with two rtnetlink dumps, standard library only.
+"""rtnetlink with the standard library only: two dumps (links, addresses) and a chunked
+request batch.
 
 Why not pyroute2 here: importing pyroute2 costs 300-400 ms of CPU on every run, which
 would more than double the time of `dsrctl drift`, the command that runs from cron on
 every server. Reading needs two fixed message layouts (ifinfomsg, ifaddrmsg) and four
 attributes; this module decodes exactly those, and the namespace tests compare its
-result with pyroute2's decoding of the same dump. Writes, where message construction
-matters more than start-up time, still go through pyroute2 (providers/linux/addresses.py).
+result with pyroute2's decoding of the same dump.
+
+Writes (``send_requests``) go out in chunks, never in one sendto() of any size:
+- the kernel refuses a datagram larger than the socket's send buffer minus 32 bytes
+  (EMSGSIZE; about 4,400 address requests with the default 208 KiB), so a chunk stays
+  below the buffer the socket really has (SO_SNDBUF read back after asking for more);
+- rtnetlink handles a whole datagram inside sendto() and queues one ack per request;
+  each ack costs about 830 bytes of receive buffer (measured, Linux 6.18), and what
+  does not fit is dropped (the next recv says ENOBUFS). So a chunk holds at most as
+  many requests as the receive buffer has room for acks, counted at 2 KiB each, and the
+  next chunk goes out only after every ack of this one has been read.
+A request that was never sent, or whose ack never came, is reported as such: the caller
+decides what that means for its step.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 
 from dsrctl.errors import HostError
 
@@ -25,10 +39,18 @@ RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBI")
 RTATTR = struct.Struct("=HH")
+U32 = struct.Struct("=I")
 IFLA_IFNAME = 3
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 3, 6, 8
 IFF_UP = 0x1
 DUMP_RETRIES = 5
+SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+BUFFER_WANTED = 4 << 20  # asked for; the kernel may give less (read back, never assumed)
+ACK_COST = 2048  # receive-buffer bytes one ack may take (measured: 832)
+SEND_SLACK = 32 + 224  # the kernel refuses len > sk_sndbuf - 32; keep a margin
+MAX_CHUNK_REQUESTS = 1024  # also bounds how long one sendto() keeps the kernel busy
+ACK_TIMEOUT = 30.0  # seconds to wait for the acks of a chunk that was sent
 
 
 @dataclass(frozen=True)
@@ -61,36 +83,45 @@ def dump_links() -> list[Link]:
     return links
 
 
-def dump_addresses() -> list[RawAddress]:
+def dump_addresses(indexes: Collection[int] | None = None) -> list[RawAddress]:
+    """Every IPv4 and IPv6 address, or those of the interfaces ``indexes`` only."""
     found = []
+    ntop = socket.inet_ntop
+    unpack_attr = RTATTR.unpack_from
     for kind, payload in _dump(RTM_GETADDR, IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
         if kind != RTM_NEWADDR:
             continue
         family, prefix, flags, _, index = IFADDRMSG.unpack_from(payload, 0)
-        attrs = _attributes(payload, IFADDRMSG.size)
-        raw = attrs.get(IFA_LOCAL) if family == socket.AF_INET else None
-        raw = raw or attrs.get(IFA_ADDRESS)
-        if raw is None or family not in (socket.AF_INET, socket.AF_INET6):
+        if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        if IFA_FLAGS in attrs:
-            (flags,) = struct.unpack_from("=I", attrs[IFA_FLAGS])
+        if indexes is not None and index not in indexes:
+            continue
+        # The attributes, decoded in place: this loop runs once per address on the host.
+        local = address = label = None
         preferred = 0xFFFFFFFF
-        if IFA_CACHEINFO in attrs:
-            preferred = struct.unpack_from("=I", attrs[IFA_CACHEINFO])[0]
-        label = None
-        if IFA_LABEL in attrs:
-            label = attrs[IFA_LABEL].split(b"\0", 1)[0].decode("utf-8", "replace")
-        found.append(
-            RawAddress(
-                index=index,
-                family=family,
-                address=socket.inet_ntop(family, raw),
-                prefix=prefix,
-                flags=flags,
-                label=label,
-                preferred=preferred,
-            )
-        )
+        offset, end = IFADDRMSG.size, len(payload)
+        while offset + 4 <= end:
+            length, attr = unpack_attr(payload, offset)
+            if length < 4:
+                break
+            attr &= 0x3FFF
+            start, stop = offset + 4, offset + length
+            if attr == IFA_LOCAL:
+                local = payload[start:stop]
+            elif attr == IFA_ADDRESS:
+                address = payload[start:stop]
+            elif attr == IFA_FLAGS:
+                (flags,) = U32.unpack_from(payload, start)
+            elif attr == IFA_CACHEINFO:
+                (preferred,) = U32.unpack_from(payload, start)
+            elif attr == IFA_LABEL:
+                text = payload[start:stop].split(b"\0", 1)[0]
+                label = text.decode("utf-8", "replace")
+            offset += (length + 3) & ~3
+        raw = (local if family == socket.AF_INET else None) or address
+        if raw is None:
+            continue
+        found.append(RawAddress(index, family, ntop(family, raw), prefix, flags, label, preferred))
     return found
 
 
@@ -149,3 +180,138 @@ def _dump_once(request_type: int, body: bytes) -> tuple[list[tuple[int, bytes]],
                 messages.append((kind, payload))
     finally:
         sock.close()
+
+
+@dataclass
+class BatchOutcome:
+    """What became of each request of a batch, in order.
+
+    ``codes[i]`` is 0 (acknowledged, done), an errno (acknowledged, refused) or None (no
+    ack: never sent, or sent and the ack lost). Requests ``sent`` and later were never
+    sent; ``failure`` says why the batch stopped early.
+    """
+
+    codes: list[int | None]
+    sent: int = 0
+    chunks: int = 0
+    failure: OSError | None = None
+    lost_acks: list[int] = field(default_factory=list)  # sent, never acknowledged
+
+
+def open_request_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    try:
+        # Acks carry only the header of the request they answer: 36 bytes, not a copy.
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        for force, plain in (
+            (SO_SNDBUFFORCE, socket.SO_SNDBUF),
+            (SO_RCVBUFFORCE, socket.SO_RCVBUF),
+        ):
+            try:  # needs CAP_NET_ADMIN, which changing addresses needs anyway
+                sock.setsockopt(socket.SOL_SOCKET, force, BUFFER_WANTED)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, plain, BUFFER_WANTED)  # capped by *mem_max
+        sock.bind((0, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_requests(
+    units: Sequence[Sequence[bytes]],
+    open_socket: Callable[[], socket.socket] = open_request_socket,
+) -> BatchOutcome:
+    """Send encoded requests (sequence numbers are filled in here) in chunks; read every ack.
+
+    The requests of one unit (one step) always share a chunk. Never raises once a request
+    has been sent: a failure stops the batch and is recorded in the outcome.
+    """
+    total = sum(len(unit) for unit in units)
+    outcome = BatchOutcome(codes=[None] * total)
+    if not total:
+        return outcome
+    with open_socket() as sock:
+        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        max_bytes = max(sndbuf - SEND_SLACK, 512)
+        max_requests = max(1, min(MAX_CHUNK_REQUESTS, rcvbuf // ACK_COST))
+        buffer = bytearray(1 << 16)
+        first = 0  # number of the first request of the next chunk
+        unit = 0
+        while unit < len(units):
+            chunk = bytearray()
+            count, end = 0, unit
+            while end < len(units):
+                size = sum(len(message) for message in units[end])
+                if count and (
+                    count + len(units[end]) > max_requests or len(chunk) + size > max_bytes
+                ):
+                    break
+                for message in units[end]:
+                    offset = len(chunk)
+                    chunk += message
+                    U32.pack_into(chunk, offset + 8, first + count + 1)  # nlmsg_seq
+                    count += 1
+                end += 1
+            try:
+                sock.send(chunk)
+            except OSError as exc:
+                if exc.errno == errno.EMSGSIZE and end - unit > 1:
+                    # Smaller than the buffer the kernel reported, and still too big:
+                    # halve and try again; nothing of this chunk was delivered.
+                    max_bytes = max(len(chunk) // 2, 1)
+                    max_requests = max(count // 2, 1)
+                    continue
+                outcome.failure = exc
+                break
+            outcome.sent = first + count
+            outcome.chunks += 1
+            lost = _read_acks(sock, buffer, outcome.codes, first, count)
+            if lost:
+                outcome.lost_acks.extend(lost)
+                # The receive buffer was smaller than it looked: smaller chunks from here.
+                max_requests = max(1, (count - len(lost)) // 2)
+            first += count
+            unit = end
+    return outcome
+
+
+def _read_acks(
+    sock: socket.socket, buffer: bytearray, codes: list[int | None], first: int, count: int
+) -> list[int]:
+    """Read the acks of requests first+1 .. first+count; return the requests left unacked.
+
+    rtnetlink answers inside sendto(), so normally every ack is already queued and the
+    non-blocking reads find them; the wait is for anything slower.
+    """
+    missing = count
+    overrun = False
+    view = memoryview(buffer)
+    while missing:
+        try:
+            size = sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            if overrun:
+                break  # what was dropped will not come
+            ready, _, _ = select.select([sock], [], [], ACK_TIMEOUT)
+            if not ready:
+                break
+            continue
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                break
+            overrun = True  # the kernel dropped acks; read what it kept
+            continue
+        offset = 0
+        while offset + NLMSG_HDR.size <= size:
+            length, kind, _, seq, _ = NLMSG_HDR.unpack_from(view, offset)
+            if length < NLMSG_HDR.size:
+                break
+            number = seq - 1
+            if kind == NLMSG_ERROR and first <= number < first + count and codes[number] is None:
+                (code,) = struct.unpack_from("=i", view, offset + NLMSG_HDR.size)
+                codes[number] = -code
+                missing -= 1
+            offset += (length + 3) & ~3
+    return [n for n in range(first, first + count) if codes[n] is None]
