@@ -7,11 +7,15 @@ run before anything is read or changed (``providers.linux.LinuxHost.check_spec``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import ipaddress
-import posixpath
+import os
+import stat
+import string
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,19 @@ ADDRESS_BACKENDS = (
 # Other names a spec may use; the spec keeps the canonical one (old specs keep working).
 BACKEND_ALIASES = {"networkd": "systemd-networkd"}
 IFNAMSIZ = 16  # including the terminating NUL: names are at most 15 characters
+# Interface names and labels reach systemd units (ExecStart= words, specifiers), ifupdown
+# stanzas (which ifupdown pastes into `sh -c` commands), ifcfg files (sourced by sh),
+# keyfiles, YAML and file names. These characters mean nothing in any of those syntaxes;
+# the kernel takes more, but nothing else is needed to name a device or an alias.
+NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
+LABEL_CHARACTERS = NAME_CHARACTERS | {":"}  # lo:1: ip(8), ifupdown and ifcfg alias syntax
+# Characters that can end a line or hide text in a generated file or a one-line error:
+# C0/C1 controls and DEL (Cc), format characters such as bidi overrides (Cf), the Unicode
+# line and paragraph separators (Zl, Zp: YAML 1.1 and str.splitlines break lines at them),
+# and lone surrogates (Cs: the undecodable bytes of a file name, not writable as UTF-8).
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+MAX_SPEC_BYTES = 1 << 20  # a spec is a few KiB; refuse to read /dev/zero into memory
+INT64 = range(-(2**63), 2**63)  # TOML integers are 64-bit signed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -98,25 +115,118 @@ class Spec:
 
 
 def load_spec(path: str) -> Spec:
+    problem = spec_path_problem(path)
+    if problem:
+        raise SpecError(escape_controls(path), "", MISSING, problem)
+    raw = _read_spec(path)
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # Notepad writes a BOM
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(path, "", MISSING, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, "", MISSING, f"invalid TOML: not UTF-8 ({exc.reason})") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        reason = "invalid TOML: arrays or inline tables nested too deeply"
+        raise SpecError(path, "", MISSING, reason) from None
+    except ValueError:
+        # tomllib converts decimal integers with int(), which refuses more than 4300 digits.
+        reason = "invalid TOML: an integer too large to read (TOML integers are 64-bit)"
+        raise SpecError(path, "", MISSING, reason) from None
+    _check_integers(data, path)
+    try:
+        spec = parse_spec(data, path)
+    except SpecError as exc:
+        raise _one_line(exc) from None
+    return dataclasses.replace(spec, digest=hashlib.sha256(raw).hexdigest())
+
+
+def _read_spec(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
-        data = tomllib.loads(raw.decode("utf-8"))
+            mode = os.fstat(handle.fileno()).st_mode
+            # A FIFO is fine (`dsrctl validate <(...)`); a device is never a spec.
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise SpecError(path, "", MISSING, "not a regular file")
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(path, "", MISSING, "spec file not found") from None
     except PermissionError:
         raise SpecError(path, "", MISSING, "cannot read spec file: permission denied") from None
     except IsADirectoryError:
         raise SpecError(path, "", MISSING, "is a directory, not a spec file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(path, "", MISSING, f"invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(path, "", MISSING, f"invalid TOML: not UTF-8 ({exc.reason})") from None
-    spec = parse_spec(data, path)
-    return dataclasses.replace(spec, digest=hashlib.sha256(raw).hexdigest())
+    except OSError as exc:
+        reason = f"cannot read spec file: {exc.strerror or type(exc).__name__}"
+        raise SpecError(path, "", MISSING, reason) from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(path, "", MISSING, f"larger than {MAX_SPEC_BYTES} bytes; not a spec")
+    return raw
+
+
+def control_characters(text: str) -> list[str]:
+    """The characters of ``text`` that must never reach a generated file, as repr()s."""
+    found = {char for char in text if unicodedata.category(char) in CONTROL_CATEGORIES}
+    return sorted(repr(char) for char in found)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as a Python escape (one line)."""
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in CONTROL_CATEGORIES else char
+        for char in text
+    )
+
+
+def spec_path_problem(path: str) -> str | None:
+    """Why the spec's path cannot be used: it is written, made absolute, into the header
+    of every file dsrctl generates, where a line break would start a line of its own."""
+    candidates = [path]
+    # abspath() is what the headers name; without a working directory, the path is all.
+    with contextlib.suppress(OSError):
+        candidates.append(os.path.abspath(path))
+    for text in candidates:
+        found = control_characters(text)
+        if found:
+            return (
+                f"the spec's path contains {', '.join(found)} (control characters or bytes "
+                "that are not UTF-8), which would break the header of every file dsrctl "
+                "writes; rename the file or its directory"
+            )
+    return None
+
+
+def _one_line(error: SpecError) -> SpecError:
+    """The error with control characters of keys and values escaped: one line on stderr."""
+    text = str(error)
+    clean = escape_controls(text)
+    if clean != text:
+        error.args = (clean,)
+    return error
+
+
+def _check_integers(data: dict[str, Any], path: str) -> None:
+    """Refuse integers beyond 64 bits anywhere (tomllib reads hex, octal and binary
+    integers of any size, and str() of a huge one fails in the error message itself).
+    Iterative, since the data may be nested as deep as tomllib could read."""
+    pending: list[tuple[str, object]] = [(join_key("", key), value) for key, value in data.items()]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            pending += [(join_key(where, key), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            pending += [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+            reason = (
+                f"an integer of {value.bit_length()} bits is out of range: TOML integers are 64-bit"
+            )
+            raise _one_line(SpecError(path, where, MISSING, reason))
 
 
 def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
+    problem = spec_path_problem(path)
+    if problem:
+        raise SpecError(escape_controls(path), "", MISSING, problem)
     root = Table(path, data)
     version = root.integer("version")
     if version != SPEC_VERSION:
@@ -197,6 +307,12 @@ def parse_host_address(text: str, table: Table) -> IPAddress:
     return address
 
 
+# Ranges the ipaddress properties do not cover, where an address cannot work as a VIP.
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
+
+
 def address_problem(address: IPAddress) -> str | None:
     if address.is_unspecified:
         return "the unspecified address is not a host address"
@@ -211,23 +327,56 @@ def address_problem(address: IPAddress) -> str | None:
             return "the limited broadcast address is not a host address"
         if address.is_reserved:
             return "an address in the reserved range 240.0.0.0/4 cannot be a VIP"
+        if address in _THIS_NETWORK:
+            return (
+                "an address in 0.0.0.0/8 ('this network', RFC 1122) is only ever a source "
+                "address; hosts and routers drop packets sent to it, so it cannot be a VIP"
+            )
     else:
         if address.ipv4_mapped is not None:
             return "an IPv4-mapped IPv6 address cannot be a VIP; give the IPv4 address"
+        if address in _IPV4_COMPATIBLE:
+            return (
+                "an IPv4-compatible IPv6 address (::/96) is deprecated (RFC 4291) and the "
+                "kernel reports it in IPv4 form, so dsrctl could never verify it; give the "
+                "IPv4 address, or a global or unique-local (fd00::/8) IPv6 address"
+            )
+        if address in _SITE_LOCAL:
+            return (
+                "a site-local address (fec0::/10) is deprecated (RFC 3879) and the kernel "
+                "gives it site scope, not global; use a global or unique-local (fd00::/8) "
+                "address"
+            )
     return None
 
 
+def _names(characters: frozenset[str]) -> str:
+    """The punctuation of a character set, for messages: "'-', '.', '_'"."""
+    extra = sorted(characters - set(string.ascii_letters + string.digits))
+    return ", ".join(repr(char) for char in extra)
+
+
 def interface_problem(name: str) -> str | None:
-    """Why the kernel would refuse ``name`` as an interface name (dev_valid_name())."""
+    """Why ``name`` cannot be ``linux.interface``: the kernel's dev_valid_name() rules,
+    narrowed to characters every persistence backend takes as they are."""
     if not name:
         return "an interface name cannot be empty"
     if len(name.encode()) >= IFNAMSIZ:
         return f"interface names are at most {IFNAMSIZ - 1} characters"
     if name in (".", ".."):
         return "'.' and '..' are not interface names"
-    for char in name:
-        if char in "/:" or char.isspace() or not char.isprintable():
-            return f"interface names cannot contain {char!r}"
+    bad = sorted({char for char in name if char not in NAME_CHARACTERS})
+    if bad:
+        shown = ", ".join(repr(char) for char in bad)
+        return (
+            f"interface names cannot contain {shown}: dsrctl takes ASCII letters, digits "
+            f"and {_names(NAME_CHARACTERS)}, which mean nothing special in the files and "
+            "commands it writes"
+        )
+    if name[0] in "-.":
+        return "an interface name cannot begin with '-' or '.' (commands read it as an option)"
+    if name.isdigit():
+        return "systemd reads a name made only of digits as an interface index"
     return None
 
 
@@ -236,13 +385,39 @@ def label_problem(label: str, interface: str) -> str | None:
         return "a label cannot be empty"
     if len(label.encode()) >= IFNAMSIZ:
         return f"labels are at most {IFNAMSIZ - 1} characters"
-    if not label.isascii() or not label.isprintable() or any(c.isspace() for c in label):
-        return "labels are printable ASCII without spaces"
+    bad = sorted({char for char in label if char not in LABEL_CHARACTERS})
+    if bad:
+        shown = ", ".join(repr(char) for char in bad)
+        return (
+            f"labels cannot contain {shown}: dsrctl takes ASCII letters, digits and "
+            f"{_names(LABEL_CHARACTERS)}, which mean nothing special in the files and "
+            "commands it writes"
+        )
     if not label.startswith(interface):
         return (
             f"the label must begin with the interface name, e.g. '{interface}:1' "
             "(as ip(8) requires)"
         )
+    if label.endswith(":"):
+        return f"the label needs a name after the colon, e.g. '{interface}:1'"
+    return None
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a path key: absolute, no control characters, and already
+    normal, so that joined to linux.persist.root it names a file under the root and the
+    spec, the plan and the journal all spell it the same way."""
+    if not path.startswith("/"):
+        return "must be an absolute path"
+    found = control_characters(path)
+    if found:
+        return f"a path cannot contain control characters ({', '.join(found)})"
+    parts = path.split("/")
+    if ".." in parts:
+        return "'..' is not allowed in a path: files stay under linux.persist.root"
+    normal = "/" + "/".join(part for part in parts if part not in ("", "."))
+    if path != normal:
+        return f"not a normal path ('//', '/./' or a trailing '/'): write {normal!r}"
     return None
 
 
@@ -314,20 +489,24 @@ def _parse_sysctls(table: Table) -> tuple[tuple[str, int | str], ...]:
 def _parse_persist(table: Table) -> Persist:
     enabled = table.boolean("enabled", True)
     sysctl_file = table.string("sysctl_file", DEFAULT_SYSCTL_FILE)
-    if not sysctl_file.startswith("/"):
-        raise table.error("sysctl_file", sysctl_file, "must be an absolute path")
-    if sysctl_file.rsplit("/", 1)[-1] == "sysctl.conf":
+    problem = path_problem(sysctl_file)
+    if problem:
+        raise table.error("sysctl_file", sysctl_file, problem)
+    name = sysctl_file.rsplit("/", 1)[-1]
+    if name == "sysctl.conf":
         raise table.error(
             "sysctl_file",
             sysctl_file,
             "dsrctl rewrites its sysctl file whole; give it a file of its own in /etc/sysctl.d/",
         )
-    if not sysctl_file.endswith(".conf") or sysctl_file.endswith("/.conf"):
+    if not name.endswith(".conf") or name == ".conf":
         raise table.error(
             "sysctl_file", sysctl_file, "systemd-sysctl only reads files whose names end in .conf"
         )
-    if "\n" in sysctl_file or "\0" in sysctl_file:
-        raise table.error("sysctl_file", sysctl_file, "not a usable path")
+    if name.startswith("."):
+        raise table.error(
+            "sysctl_file", sysctl_file, "systemd-sysctl skips files whose names begin with '.'"
+        )
     spelled = table.string("addresses", "auto")
     addresses = BACKEND_ALIASES.get(spelled, spelled)
     if addresses not in ADDRESS_BACKENDS:
@@ -340,15 +519,11 @@ def _parse_persist(table: Table) -> Persist:
             "persistence is disabled (enabled = false); set enabled = true or remove this key",
         )
     root = table.string("root", "/")
-    if not root.startswith("/") or "\n" in root or "\0" in root:
-        raise table.error("root", root, "must be an absolute path")
+    problem = path_problem(root)
+    if problem:
+        raise table.error("root", root, problem)
     table.finish()
-    return Persist(
-        enabled=enabled,
-        sysctl_file=sysctl_file,
-        addresses=addresses,
-        root=posixpath.normpath(root),
-    )
+    return Persist(enabled=enabled, sysctl_file=sysctl_file, addresses=addresses, root=root)
 
 
 def sysctl_key_path(key: str) -> str:

@@ -8,6 +8,7 @@ arp_announce and rp_filter, and it does not range-check writes, so dsrctl must.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 ARP_IGNORE_KEY = "net.ipv4.conf.all.arp_ignore"
 ARP_ANNOUNCE_KEY = "net.ipv4.conf.all.arp_announce"
@@ -46,6 +47,10 @@ _KNOWN_RANGES: dict[str, frozenset[int]] = {
 }
 
 _COMPONENT = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
+# systemd-sysctl ends a line at \n, \r and NUL; any other control character (and the
+# Unicode line separators) would at best hide part of the value from whoever reads the
+# file. A tab is fine inside a value: the kernel prints tcp_rmem with tabs.
+_VALUE_CONTROLS = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def split_key(key: str) -> list[str]:
@@ -71,6 +76,10 @@ def key_problem(key: str) -> str | None:
     parts = split_key(key)
     if len(parts) < 2:
         return "not a sysctl name (expected dotted form such as net.ipv4.conf.eth0.rp_filter)"
+    if key.startswith("-"):
+        # In a sysctl.d line a leading '-' is not part of the name: it means "ignore
+        # errors", so the file would set another key than the spec names.
+        return "a sysctl name cannot begin with '-'"
     for part in parts:
         if part in ("", ".", "..") or not _COMPONENT.match(part):
             return f"not a sysctl name (bad component {part!r})"
@@ -89,6 +98,17 @@ def value_problem(key: str, value: int | str) -> str | None:
     if isinstance(value, str):
         if "\n" in value or "\r" in value:
             return "a sysctl value cannot contain a line break"
+        controls = sorted(
+            {repr(c) for c in value if c != "\t" and unicodedata.category(c) in _VALUE_CONTROLS}
+        )
+        if controls:
+            return f"a sysctl value cannot contain control characters ({', '.join(controls)})"
+        if not value.strip():
+            return "a sysctl value cannot be empty"
+        if value != value.strip():
+            # systemd-sysctl strips them, so the value set at boot would differ from the
+            # value dsrctl writes and compares at runtime.
+            return "a sysctl value cannot begin or end with whitespace (sysctl.d files drop it)"
         if known is not None:
             return f"{name} takes an integer"
         return None

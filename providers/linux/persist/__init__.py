@@ -40,6 +40,8 @@ Two host effects are not files, and they fit the step model as follows:
 
 from __future__ import annotations
 
+import string
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,9 +160,39 @@ class Rendered:
 MANAGED = "Managed by dsrctl from "  # how every file dsrctl owns whole begins (after "# ")
 
 
+# Characters that end a line for some reader of these files (systemd ends lines at \r
+# and NUL too, YAML 1.1 at NEL and U+2028/9), hide text (bidi overrides) or cannot be
+# written as UTF-8 (the surrogates of an undecodable file name). dsrctl.spec refuses
+# them in the spec's path; the header escapes them anyway, as the last line of defence.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# What an interface name or label may hold to be written into any backend's file as is
+# (dsrctl.spec.LABEL_CHARACTERS refuses the rest at validate): no quoting, no specifier,
+# no shell or glob character, no whitespace.
+SAFE_NAME = frozenset(string.ascii_letters + string.digits + "_.-:")
+
+
+def comment_text(text: str) -> str:
+    """``text`` made safe inside a '#' comment line: control characters as escapes."""
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in _CONTROL_CATEGORIES else char
+        for char in text
+    )
+
+
+def safe_name(text: str) -> str:
+    """``text`` if it can go into any backend's file unquoted; raise otherwise.
+
+    The spec refuses every other name at validate, so this raising is a bug (a caller
+    that skipped the spec's checks), never a user error: better no file than a wrong one.
+    """
+    if not text or any(char not in SAFE_NAME for char in text) or text[0] == "-":
+        raise ValueError(f"refusing to write the name {text!r} into a configuration file")
+    return text
+
+
 def managed_header(spec_path: str, comment: str = "#") -> list[str]:
     return [
-        f"{comment} {MANAGED}{spec_path}; edits here are reverted by 'dsrctl apply'.",
+        f"{comment} {MANAGED}{comment_text(spec_path)}; edits here are reverted by 'dsrctl apply'.",
         f"{comment} The DSR VIPs, configured again at boot (see dsrctl docs/persistence).",
     ]
 

@@ -38,6 +38,7 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    safe_name,
 )
 from providers.linux.persist.tree import Tree
 
@@ -155,7 +156,10 @@ def labels(request: RenderRequest) -> dict[str, str]:
     taken = {label.split(":", 1)[1] for label in result.values()}
     taken |= {a.name for a in request.detection.ifcfg_aliases if not a.ours}
     for state in unlabelled:
-        name = next((a.name for a in ours if a.ipaddr == state.address), None)
+        name = next(
+            (a.name for a in ours if a.ipaddr == state.address and ALIAS_NAME.fullmatch(a.name)),
+            None,
+        )
         if name is not None and name not in taken:
             result[state.cidr] = f"{interface}:{name}"
             taken.add(name)
@@ -202,9 +206,10 @@ def check(request: RenderRequest) -> str | None:
 
 
 def alias_text(state: AddressState, spec_path: str) -> str:
+    # The file is sourced by sh: DEVICE= is written unquoted, so only a safe name passes.
     lines = [
         *managed_header(spec_path),
-        f"DEVICE={state.label}",
+        f"DEVICE={safe_name(str(state.label))}",
         f"IPADDR={state.address}",
         "NETMASK=255.255.255.255",
         "PREFIX=32",
@@ -216,7 +221,7 @@ def alias_text(state: AddressState, spec_path: str) -> str:
 
 def render(request: RenderRequest) -> Rendered:
     files = {
-        alias_path(str(state.label)): FileState(
+        alias_path(safe_name(str(state.label))): FileState(
             alias_text(state, request.spec_path).encode(), 0o644
         )
         for state in request.states

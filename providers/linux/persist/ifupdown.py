@@ -28,6 +28,7 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    safe_name,
 )
 from providers.linux.persist.tree import Tree
 
@@ -105,8 +106,11 @@ def limits(state: AddressState, interface: str) -> str | None:
 
 
 def stanza(state: AddressState, interface: str) -> list[str]:
+    # ifupdown pastes interface names into the `sh -c` commands it runs (ip addr add ...
+    # dev %iface% label %label%) and has no quoting: only safe names are written.
+    interface = safe_name(interface)
     if state.version == 4:
-        name = interface if default_label(state, interface) else str(state.label)
+        name = interface if default_label(state, interface) else safe_name(str(state.label))
         head = [f"auto {name}"] if name != interface else []
         return [*head, f"iface {name} inet static", f"    address {state.cidr}"]
     lines = [f"iface {interface} inet6 static", f"    address {state.cidr}"]
@@ -118,7 +122,7 @@ def stanza(state: AddressState, interface: str) -> list[str]:
 
 
 def render(request: RenderRequest) -> Rendered:
-    lines = [*managed_header(request.spec_path), f"auto {request.interface}"]
+    lines = [*managed_header(request.spec_path), f"auto {safe_name(request.interface)}"]
     for state in request.states:
         lines += ["", *stanza(state, request.interface)]
     content = ("\n".join(lines) + "\n").encode()

@@ -34,6 +34,7 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    safe_name,
 )
 
 NETWORK_DIRS = (
@@ -176,7 +177,7 @@ def limits(state: AddressState, interface: str) -> str | None:
 def address_section(state: AddressState, interface: str) -> list[str]:
     lines = ["[Address]", f"Address={state.cidr}"]
     if not default_label(state, interface):
-        lines.append(f"Label={state.label}")
+        lines.append(f"Label={safe_name(str(state.label))}")
     if state.version == 6:
         if state.deprecated:
             lines.append("PreferredLifetime=0")
@@ -190,7 +191,8 @@ def render(request: RenderRequest) -> Rendered:
     network = request.detection.networkd_network
     lines = managed_header(request.spec_path)
     if network is None:  # lo only (requirement): a file of dsrctl's own
-        lines += ["", "[Match]", f"Name={interface}", "", "[Network]", KEEP]
+        # Name= takes a list of globs: a safe name has no space or glob character.
+        lines += ["", "[Match]", f"Name={safe_name(interface)}", "", "[Network]", KEEP]
         lines += ["Address=127.0.0.1/8", "Address=::1/128"]
     elif request.detection.networkd_keep is None:
         lines += ["", "[Network]", "# keep addresses networkd did not configure", KEEP]

@@ -36,6 +36,7 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    safe_name,
 )
 
 PROFILE_DIRS = (
@@ -198,7 +199,8 @@ def merge(text: str, wanted: list[str], dropped: frozenset[str]) -> str:
 
 
 def own_profile_text(request: RenderRequest) -> str:
-    interface = request.interface
+    # GKeyFile values keep no escapes here: a safe name has no '\\', ';' or whitespace.
+    interface = safe_name(request.interface)
     stable = uuid.uuid5(uuid.NAMESPACE_URL, f"dsrctl:networkmanager:{interface}")
     lines = [
         *managed_header(request.spec_path),

@@ -19,7 +19,13 @@ directory (a ``symlink:`` resource, see the package docstring).
 from __future__ import annotations
 
 from dsrctl.model import AddressState, FileState
-from providers.linux.persist import Detection, Rendered, RenderRequest, managed_header
+from providers.linux.persist import (
+    Detection,
+    Rendered,
+    RenderRequest,
+    managed_header,
+    safe_name,
+)
 
 UNIT_NAME = "dsrctl-vips.service"
 UNIT_DIR = "/etc/systemd/system"
@@ -66,8 +72,13 @@ def escape(name: str) -> str:
 
 
 def exec_line(state: AddressState, interface: str) -> str:
+    # The words go into ExecStart= unquoted: systemd would expand '%' specifiers and
+    # '$' variables and split at quotes, so only names without any such character pass.
+    interface = safe_name(interface)
     if state.version == 4:
-        label = f" label {state.label}" if state.label and state.label != interface else ""
+        label = (
+            f" label {safe_name(state.label)}" if state.label and state.label != interface else ""
+        )
         return f"ExecStart={IP} -4 address replace {state.cidr} dev {interface}{label}"
     flags = (" preferred_lft 0" if state.deprecated else "") + (" nodad" if state.nodad else "")
     return f"ExecStart={IP} -6 address replace {state.cidr} dev {interface}{flags}"
@@ -90,7 +101,7 @@ def unit_text(states: tuple[AddressState, ...], interface: str, spec_path: str) 
     lines = [
         *managed_header(spec_path),
         "[Unit]",
-        f"Description=DSR VIPs on {interface} (dsrctl)",
+        f"Description=DSR VIPs on {safe_name(interface)} (dsrctl)",  # no '%' specifier
         "Documentation=man:ip-address(8)",
         "DefaultDependencies=no",
         *order,
