@@ -220,7 +220,7 @@ def open_request_socket() -> socket.socket:
 
 def send_requests(
     units: Sequence[Sequence[bytes]],
-    open_socket: Callable[[], socket.socket] = open_request_socket,
+    open_socket: Callable[[], socket.socket] | None = None,
 ) -> BatchOutcome:
     """Send encoded requests (sequence numbers are filled in here) in chunks; read every ack.
 
@@ -231,7 +231,7 @@ def send_requests(
     outcome = BatchOutcome(codes=[None] * total)
     if not total:
         return outcome
-    with open_socket() as sock:
+    with (open_socket or open_request_socket)() as sock:
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         max_bytes = max(sndbuf - SEND_SLACK, 512)
