@@ -1,12 +1,13 @@
 """The diff engine: a pure function from (desired, current, ownership) to a plan.
 
-Both sides are flattened into maps ``resource id -> plain value`` and compared with
-deepdiff; each top-level difference becomes one step. Nothing here touches the host, so
-it is tested with plain data.
+Both sides are flattened into maps ``resource id -> plain value`` and compared key by
+key; each top-level difference becomes one step. Nothing here touches the host, so it is
+tested with plain data.
 
-deepdiff costs hundreds of milliseconds to import (it pulls numpy and pydantic when they
-are installed). A converged host, the common case for ``drift`` from cron, is recognised
-by plain equality first and never pays for it.
+The comparison reports what DeepDiff(before, after) reported before it (a value that
+differs in type, even if ==, is a change; tests/unit/test_netlink_chunks.py checks the
+two agree) without its cost: importing deepdiff takes 300+ ms (it pulls numpy and
+pydantic when they are installed) and diffing 10,000 VIPs through it a few hundred more.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from dsrctl.desired import Desired
 from dsrctl.model import (
+    AddressState,
     FileState,
     HostState,
     address_id,
@@ -81,13 +83,20 @@ def current_map(
     rich: Rich = {}
     for key, value in current.sysctls.items():
         plain[sysctl_id(key)] = rich[sysctl_id(key)] = value
+    # resource id -> (interface, cidr), without splitting 10,000 ids back apart
     managed = {
-        address_id(iface, cidr) for iface, cidrs in desired.addresses.items() for cidr in cidrs
+        address_id(iface, cidr): (iface, cidr)
+        for iface, cidrs in desired.addresses.items()
+        for cidr in cidrs
     }
-    managed |= {r for r in ownership.records if r.startswith("address:") and ownership.created(r)}
+    for resource in ownership.records:
+        owned = resource.startswith("address:") and ownership.created(resource)
+        if owned and resource not in managed:
+            managed[resource] = split_address_id(resource)
+    empty: dict[str, AddressState] = {}
     for resource in sorted(managed):
-        interface, cidr = split_address_id(resource)
-        state = current.addresses.get(interface, {}).get(cidr)
+        interface, cidr = managed[resource]
+        state = current.addresses.get(interface, empty).get(cidr)
         if state is not None:
             plain[resource] = state.attributes()
             rich[resource] = state
@@ -104,24 +113,35 @@ def _file_value(state: FileState) -> dict[str, Any]:
 
 
 def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Top-level keys whose values differ, computed by deepdiff."""
+    """Top-level keys whose values differ: added, removed, or changed in value or type."""
     if before == after:
         return []
-    from deepdiff import DeepDiff  # heavy: imported only when something differs
+    changed = list(before.keys() ^ after.keys())
+    changed += [
+        key for key, value in before.items() if key in after and not _same(value, after[key])
+    ]
+    return sorted(str(key) for key in changed)
 
-    # threshold_to_diff_deeper=0: deepdiff >= 8.1 otherwise reports two dicts that share
-    # under a third of their keys as one change of the whole root, which names no resource.
-    diff = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
-    changed: set[str] = set()
-    for report in diff.values():
-        for level in report:
-            path = level.path(output_format="list")
-            if path:
-                changed.add(str(path[0]))
-    return sorted(changed)
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal, and of the same type all the way down (1 and True, 1 and 1.0 differ)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_same(v, right[k]) for k, v in left.items())
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(map(_same, left, right))
+    return bool(left == right)
 
 
 def build_plan(desired: Desired, current: HostState, ownership: Ownership) -> Plan:
+    return plan_with_current(desired, current, ownership)[0]
+
+
+def plan_with_current(
+    desired: Desired, current: HostState, ownership: Ownership
+) -> tuple[Plan, dict[str, Any], Rich]:
+    """The plan, and the host's managed resources it was made from (``current_map``)."""
     _leave_removed(desired, current)
     want_plain, want = desired_map(desired)
     have_plain, have = current_map(current, desired, ownership)
@@ -130,7 +150,8 @@ def build_plan(desired: Desired, current: HostState, ownership: Ownership) -> Pl
         steps.append(_step(resource, have.get(resource), want.get(resource), desired))
     notes = list(desired.notes)
     notes += _prefix_warnings(desired, current)
-    return Plan(steps=tuple(sort_steps(steps)), notes=tuple(notes), facts=dict(current.facts))
+    plan = Plan(steps=tuple(sort_steps(steps)), notes=tuple(notes), facts=dict(current.facts))
+    return plan, have_plain, have
 
 
 def _step(resource: str, before: Any, after: Any, desired: Desired) -> Step:

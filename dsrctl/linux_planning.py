@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsrctl.desired import build_desired, dropped_vips, read_scope, vip_states
-from dsrctl.diff import build_plan, current_map
+from dsrctl.diff import plan_with_current
 from dsrctl.persistence import Persistence, build
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
@@ -16,9 +16,8 @@ from state.ownership import Ownership
 def plan_linux(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
     desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
     current = provider.read(read_scope(spec, desired, ownership))
-    plan = build_plan(desired, current, ownership)
+    plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
-    have_plain, have_rich = current_map(current, desired, ownership)
     return PlanResult(
         plan=Plan(steps=plan.steps, notes=notes, facts=plan.facts),
         spec_resources=set(desired.spec_resources),
