@@ -5,8 +5,8 @@ key; each top-level difference becomes one step. Nothing here touches the host, 
 tested with plain data.
 
 The comparison reports what DeepDiff(before, after) reported before it (a value that
-differs in type, even if ==, is a change; tests/unit/test_netlink_chunks.py checks the
-two agree) without its cost: importing deepdiff takes 300+ ms (it pulls numpy and
+differs in type, even if ==, is a change; tests/unit/test_diff_without_deepdiff.py checks
+the two agree) without its cost: importing deepdiff takes 300+ ms (it pulls numpy and
 pydantic when they are installed) and diffing 10,000 VIPs through it a few hundred more.
 """
 
