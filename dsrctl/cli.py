@@ -24,6 +24,8 @@ from state.statedir import DEFAULT_STATE_DIR
 
 DEFAULT_SPEC = DEFAULT_SPEC_PATH
 EXIT_CHANGES = 2
+# --confirm-timeout: at least a second, at most a day (a change window, not a lease).
+CONFIRM_TIMEOUT_RANGE = (1.0, 86400.0)
 
 app = typer.Typer(
     name="dsrctl",
@@ -104,8 +106,62 @@ def _run(ctx: typer.Context, body: Callable[[], T]) -> T:
         if options.debug:
             traceback.print_exc()
         where = f" ({exc.filename})" if exc.filename else ""
-        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        typer.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
         raise typer.Exit(1) from None
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise  # typer's own control flow (a prompt's EOF, a usage error): it reports them
+    except Exception as exc:
+        # A bug, not a user error: still one line (the traceback with --debug), and no
+        # claim about the host, which the apply path reports itself when it changed it.
+        if options.debug:
+            traceback.print_exc()
+        typer.echo(
+            f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))[:200]} "
+            "(run with --debug for the traceback, and please report it)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _trusted_spec(path: str, action: str | None, role: str = "spec") -> list[str]:
+    """The trust check (dsrctl.trust) for a spec root acts on: ``action`` ("apply", ...)
+    refuses an untrusted file; None returns the finding as notes for read-only commands.
+    A FIFO, directory or device is refused either way, before anything opens it."""
+    from dsrctl import trust
+
+    trust.require_regular(path, f"{role} file")
+    if action is not None:
+        trust.refuse_untrusted(path, role, action)
+        return []
+    return trust.untrusted_notes(path, role, "apply")
+
+
+def _check_out(out: str, what: str, spec: str | None = None) -> None:
+    """Refuse an output file that cannot be written, before anything is read. dsrctl
+    replaces the file by renaming a new one over it: over /dev/null or a FIFO that would
+    put a regular file in its place, so only a regular file (or a new name) is accepted."""
+    from dsrctl.trust import kind_of
+
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        existing = os.stat(out)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise DsrctlError(f"cannot write {what} to {out}: {exc.strerror}") from None
+    if existing is not None and kind_of(existing) is not None:
+        raise DsrctlError(
+            f"cannot write {what} to {out}: it is {kind_of(existing)}, not a regular file"
+        )
+    if not os.path.isdir(directory):
+        raise DsrctlError(f"cannot write {what} to {out}: directory {directory} does not exist")
+    same = existing is not None and spec is not None and os.path.exists(spec)
+    if same and spec is not None and os.path.samefile(out, spec):
+        raise DsrctlError(f"{out} is the spec itself; write {what} to another file")
 
 
 def ask_yes(question: str, verb: str, auto_approve: bool) -> bool:
@@ -154,6 +210,9 @@ def plan(
         from dsrctl import engine
         from dsrctl.render import Output, render_plan
 
+        if out is not None:
+            _check_out(out, "the plan", spec)
+        notes = _trusted_spec(spec, None)
         if from_capture is not None:
             from dsrctl.capture import open_capture
 
@@ -162,6 +221,7 @@ def plan(
             context = open_capture(from_capture, spec, _options(ctx).state_dir)
         else:
             context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+        context.notes.extend(notes)
         result = engine.make_plan(context)
         if out is not None:
             from dsrctl.savedplan import save_plan
@@ -191,8 +251,9 @@ def apply(
         float | None,
         typer.Option(
             "--confirm-timeout",
-            min=1,
-            help="Revert automatically after SECONDS unless `dsrctl confirm` runs first.",
+            metavar="SECONDS",
+            help="Revert automatically after SECONDS (1 to 86400) unless `dsrctl confirm` "
+            "runs first.",
         ),
     ] = None,
 ) -> None:
@@ -210,7 +271,18 @@ def apply(
 
         out = Output()
         options = _options(ctx)
+        if confirm_timeout is not None:
+            _check_confirm_timeout(confirm_timeout)
+        from dsrctl.trust import require_regular
+
+        require_regular(spec, "spec file or saved plan")
         saved = load_saved(spec)
+        if saved is None:
+            _trusted_spec(spec, "apply")
+        else:
+            # The saved plan names the spec: who can edit the plan chooses the spec.
+            _trusted_spec(spec, "apply", "saved plan")
+            _trusted_spec(str(saved["spec"]), "apply")
         spec_path = spec if saved is None else str(saved["spec"])
         platform = options.platform if saved is None else str(saved["platform"])
         context = engine.open_context(spec_path, options.state_dir, platform)
@@ -261,6 +333,17 @@ def apply(
     raise typer.Exit(_run(ctx, body))
 
 
+def _check_confirm_timeout(seconds: float) -> None:
+    import math
+
+    low, high = CONFIRM_TIMEOUT_RANGE
+    if not math.isfinite(seconds) or not low <= seconds <= high:
+        raise DsrctlError(
+            f"--confirm-timeout {seconds:g}: must be a number of seconds from {low:g} to "
+            f"{high:g}; nothing was changed"
+        )
+
+
 @app.command()
 def drift(
     ctx: typer.Context,
@@ -297,10 +380,16 @@ def drift(
 
         from dsrctl import engine, monitoring
 
+        if prometheus is not None:
+            _check_out(prometheus, "the metrics", spec)
         run = monitoring.DriftRun(spec=os.path.abspath(spec), started=time.time(), duration=0.0)
         clock = time.perf_counter()
         try:
+            # drift --fix (from cron, as root) writes what the spec says: refuse a spec
+            # that others can edit; a read-only drift only notes it.
+            notes = _trusted_spec(spec, "repair drift (--fix)" if fix else None)
             context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+            context.notes.extend(notes)
             result = engine.make_plan(context)
             run.items = engine.drift_items(result.plan)
             if fix and run.items:
@@ -375,6 +464,8 @@ def show(
 
         options = _options(ctx)
         where = {"root": root} if root != "/" else {}
+        if not os.path.isdir(root):
+            raise DsrctlError(f"--root {root}: no such directory")
         if where and (options.platform or detect_platform()) != "linux":
             raise DsrctlError("--root: only the Linux provider reads a boot configuration")
         report = get_provider(options.platform, **where).describe()
@@ -409,9 +500,10 @@ def validate(
         from dsrctl.spec import load_spec
         from providers.base import get_provider
 
+        notes = _trusted_spec(spec, None)
         loaded = load_spec(spec)
         get_provider(_options(ctx).platform).check_spec(loaded)
-        for note in loaded.warnings:
+        for note in [*notes, *loaded.warnings]:
             typer.echo(f"! {note}")
         typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")
         return 0
@@ -440,6 +532,8 @@ def capture(
             )
         from dsrctl.capture import capture as record
 
+        _trusted_spec(spec, None)
+        _check_out(output, "the capture", spec)
         count, result = record(spec, options.state_dir, output)
         typer.echo(f"Captured the output of {count} command(s) to {output}.")
         typer.echo(f"{result.plan.summary()} Review it anywhere with:")
@@ -458,10 +552,20 @@ def main() -> None:
 
 def _usage_errors_exit_1() -> None:
     """A mistyped command line is an error (exit 1), never "changes pending" or "drift"
-    (exit 2, click's default for usage errors): cron and monitoring read these codes."""
+    (exit 2, click's default for usage errors): cron and monitoring read these codes.
+    It is said in one line on stderr, like every other error."""
     from typer._click.exceptions import UsageError  # typer >= 0.26 vendors click
 
     UsageError.exit_code = 1
+    UsageError.show = _show_usage_error  # type: ignore[method-assign]
+
+
+def _show_usage_error(self: Any, file: Any = None) -> None:
+    hint = ""
+    if self.ctx is not None and self.ctx.command.get_help_option(self.ctx) is not None:
+        hint = f" (see {self.ctx.command_path} {self.ctx.help_option_names[0]})"
+    message = _one_line(self.format_message())
+    typer.echo(f"error: {message}{hint}", err=True)
 
 
 # The change-window commands live in their own module; importing it registers them.
