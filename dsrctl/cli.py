@@ -146,6 +146,8 @@ def _check_out(out: str, what: str, spec: str | None = None) -> None:
     put a regular file in its place, so only a regular file (or a new name) is accepted."""
     from dsrctl.trust import kind_of
 
+    if any(ord(char) < 32 or ord(char) == 127 for char in out):
+        raise DsrctlError(f"cannot write {what} to {out!r}: the name has control characters")
     directory = os.path.dirname(os.path.abspath(out))
     try:
         existing = os.stat(out)

@@ -101,7 +101,8 @@ def load_saved(path: str) -> dict[str, Any] | None:
 def read_regular(path: str, limit: int) -> bytes:
     """At most ``limit`` + 1 bytes of a regular file. Opening never blocks (a FIFO) and a
     device is never read: ValueError names what the file is instead. OSError as open()."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows: no text-mode translation
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)  # POSIX
     fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode

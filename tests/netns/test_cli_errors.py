@@ -183,6 +183,7 @@ def test_odd_files_and_option_values_are_one_line_errors(netns: Netns, tmp_path:
         (("plan", "--out", str(folder), str(spec)), ("it is a directory",)),
         (("plan", "--out", str(fifo), str(spec)), ("it is a FIFO, not a regular file",)),
         (("plan", "--out", str(spec), str(spec)), ("is the spec itself",)),
+        (("plan", "--out", "x\nExecStart=/bin/sh", str(spec)), ("has control characters",)),
         (("drift", "--prometheus", str(fifo), str(spec)), ("cannot write the metrics",)),
         (("plan", "--from-capture", str(fifo), str(spec)), ("it is a FIFO",)),
         (("show", "--root", str(tmp_path / "missing")), ("no such directory",)),
