@@ -9,6 +9,9 @@ Measures, with the interpreter running this script (sys.executable):
 * ``drift`` on a drifted namespace (one VIP removed) at 1 and 1,000 VIPs: the deepdiff path;
 * the import cost of each dependency (``python -c "import X"`` minus ``python -c "pass"``);
 * ``python -X importtime`` of the converged 1-VIP drift;
+* apply of 10,000 VIPs side by side with ``ip -batch`` adding the same 10,000 addresses,
+  each in a fresh namespace, then drift, drift with one VIP removed and rollback at that
+  size;
 
 then prints Markdown tables and PASS/FAIL for the performance targets. It is a measurement,
 not a test: it exits 0 whatever the figures, and 1 only if the benchmark itself breaks (no
@@ -27,6 +30,7 @@ never touched.
     python benchmarks/run.py              # full run (10 timed runs per figure)
     python benchmarks/run.py --quick      # 3 timed runs per figure
     python benchmarks/run.py --repeat 20 --json results.json
+    python benchmarks/run.py --big-only   # only the 10,000-VIP comparison
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ PACKAGES = (
 IMPORTTIME_TOP = 15
 TARGET_RATIO = 1.5
 TARGET_APPLY_1000_S = 3.0
+BIG = 10_000  # VIPs of the big-batch comparison with ip -batch
+TARGET_BIG_RATIO = 1.3
 
 
 class BenchmarkError(RuntimeError):
@@ -499,33 +505,134 @@ def measure_drifted(converged: dict[int, Netns], repeat: int, results: dict[str,
         results["sizes"][str(vips)]["drift_drifted"] = probe.series
 
 
+def ip_batch_text(count: int) -> str:
+    """The ``ip -batch`` equivalent of dsrctl's VIPs: what `apply` adds, line by line."""
+    lines = []
+    for address in vip_addresses(count):
+        if ":" in address:  # dsrctl adds IPv6 VIPs deprecated and without DAD
+            lines.append(f"address add {address}/128 dev lo preferred_lft 0 nodad")
+        else:
+            lines.append(f"address add {address}/32 dev lo")
+    return "\n".join(lines) + "\n"
+
+
+def empty_and_delete(spaces: Namespaces, ns: Netns) -> None:
+    """Flush lo first: deleting a namespace with 10,000 addresses leaves the kernel busy
+    removing them in the background, which would slow down the next measurement."""
+    sh("ip", "-n", ns.name, "address", "flush", "dev", "lo")
+    spaces.delete(ns)
+
+
+def measure_big(
+    spaces: Namespaces, root: Path, repeat: int, results: dict[str, Any], log: Logger
+) -> None:
+    """10,000 VIPs: ``ip -batch`` and ``dsrctl apply``, each in a fresh namespace, in a
+    shuffled order every round; then on the applied host drift, drift with one VIP
+    removed (exit 2) and rollback. One warm-up round is discarded."""
+    batch = root / f"ip-batch-{BIG}.txt"
+    batch.write_text(ip_batch_text(BIG))
+    big: dict[str, Any] = {
+        "ip_batch": Series(f"ip -batch, {BIG:,} address add (fresh namespace)"),
+        "apply": Series(f"apply --auto-approve, {BIG:,} VIPs (fresh namespace)"),
+        "drift": Series(f"drift, {BIG:,} VIPs (converged)"),
+        "drift_drifted": Series(f"drift, {BIG:,} VIPs (1 removed)"),
+        "rollback": Series(f"rollback --auto-approve, {BIG:,} VIPs"),
+    }
+    results["big"] = big
+    rng = random.Random(3)
+    first = vip_addresses(1)[0]
+
+    def ip_round() -> dict[str, float]:
+        ns = spaces.create(BIG)
+        elapsed, _ = run_timed(ns.exec_cmd("ip", "-batch", str(batch)), ns.workdir)
+        present = ns.vips_present()
+        empty_and_delete(spaces, ns)
+        if present != BIG:
+            raise BenchmarkError(f"ip -batch left {present} of {BIG:,} addresses on lo")
+        return {"ip_batch": elapsed}
+
+    def dsrctl_round() -> dict[str, float]:
+        ns = spaces.create(BIG)
+        times = {"apply": ns.dsrctl("apply", "--auto-approve", str(ns.spec))}
+        present = ns.vips_present()  # counted with ip, not trusted from dsrctl
+        if present != BIG:
+            raise BenchmarkError(f"apply exited 0 but left {present} of {BIG:,} VIPs on lo")
+        times["drift"] = ns.dsrctl("drift", str(ns.spec))
+        sh("ip", "-n", ns.name, "address", "del", f"{first}/32", "dev", "lo")
+        times["drift_drifted"] = ns.dsrctl("drift", str(ns.spec), expect=2)
+        times["rollback"] = ns.dsrctl("rollback", "--auto-approve")
+        left = ns.vips_present()
+        empty_and_delete(spaces, ns)
+        if left:
+            raise BenchmarkError(f"rollback left {left} of {BIG:,} VIPs on lo")
+        return times
+
+    for round_number in range(repeat + 1):
+        order = [ip_round, dsrctl_round]
+        rng.shuffle(order)
+        for measure in order:
+            for key, elapsed in measure().items():
+                if round_number > 0:
+                    big[key].samples.append(elapsed)
+        label = "warm-up" if round_number == 0 else f"{round_number}/{repeat}"
+        done = big["apply"].samples and big["ip_batch"].samples
+        if done:
+            ratio = big["apply"].samples[-1] / big["ip_batch"].samples[-1]
+            log(f"  round {label}: apply/ip -batch {ratio:.2f} x")
+        else:
+            log(f"  round {label}")
+    big["ratio"] = paired(big["apply"], big["ip_batch"], ratio=True)
+
+
 # -- reporting ------------------------------------------------------------------------
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Targets 1 and 2 compare series from one round-robin: judged on per-round ratios."""
+    """Targets 1, 2 and 4 compare series from one round-robin: judged on per-round ratios."""
+    checks: list[tuple[int, str, Series, Series | None, float]] = []
     sizes = results["sizes"]
-    drift_1: Series = sizes["1"]["drift"]
-    drift_1000: Series = sizes["1000"]["drift"]
-    apply_1000: Series = sizes["1000"]["apply"]
-    pyroute2: Series = results["imports"]["wall"]["pyroute2"]
-    checks: list[tuple[str, Series, Series | None, float]] = [
-        (
-            'drift (converged, 1 VIP) <= 1.5 x python -c "import pyroute2"',
-            drift_1,
-            pyroute2,
-            TARGET_RATIO,
-        ),
-        (
-            "drift (converged, 1,000 VIPs) <= 1.5 x drift (converged, 1 VIP)",
-            drift_1000,
-            drift_1,
-            TARGET_RATIO,
-        ),
-        ("apply of 1,000 VIPs (fresh namespace) < 3 s", apply_1000, None, TARGET_APPLY_1000_S),
-    ]
+    if sizes:
+        drift_1: Series = sizes["1"]["drift"]
+        drift_1000: Series = sizes["1000"]["drift"]
+        apply_1000: Series = sizes["1000"]["apply"]
+        pyroute2: Series = results["imports"]["wall"]["pyroute2"]
+        checks += [
+            (
+                1,
+                'drift (converged, 1 VIP) <= 1.5 x python -c "import pyroute2"',
+                drift_1,
+                pyroute2,
+                TARGET_RATIO,
+            ),
+            (
+                2,
+                "drift (converged, 1,000 VIPs) <= 1.5 x drift (converged, 1 VIP)",
+                drift_1000,
+                drift_1,
+                TARGET_RATIO,
+            ),
+            (
+                3,
+                "apply of 1,000 VIPs (fresh namespace) < 3 s",
+                apply_1000,
+                None,
+                TARGET_APPLY_1000_S,
+            ),
+        ]
+    if "big" in results:
+        big = results["big"]
+        checks.append(
+            (
+                4,
+                f"apply of {BIG:,} VIPs <= {TARGET_BIG_RATIO} x ip -batch of the same "
+                f"{BIG:,} address add (fresh namespaces)",
+                big["apply"],
+                big["ip_batch"],
+                TARGET_BIG_RATIO,
+            )
+        )
     targets = []
-    for number, (what, series, reference, limit) in enumerate(checks, start=1):
+    for number, what, series, reference, limit in checks:
         if reference is None:
             value, fast = series.median, series.median < limit
             detail = f"median {ms(series.median)} ms, limit {ms(limit)} ms"
@@ -574,6 +681,51 @@ def markdown(results: dict[str, Any]) -> str:
         f"Bytecode: {meta['bytecode']}. Load average (1 min): {meta['loadavg_start']} at start, "
         f"{meta['loadavg_end']} at end.",
         "",
+    ]
+    if results["sizes"]:
+        out += markdown_sizes(results)
+    if "big" in results:
+        out += markdown_big(results["big"])
+    if results["problems"]:
+        out += ["Problems found while measuring:", ""]
+        out += [f"- {problem}" for problem in results["problems"]]
+        out.append("")
+    out += ["Targets:", "", "```", *target_lines(results), "```"]
+    return "\n".join(out)
+
+
+def markdown_big(big: dict[str, Any]) -> list[str]:
+    out = [
+        f"{BIG:,} VIPs (every {IPV6_EVERY}th IPv6), each apply and each `ip -batch` in a fresh "
+        "namespace, shuffled order every round; drift and rollback on the applied host:",
+        "",
+        "| Command | Median (ms) | Min (ms) | Runs |",
+        "|---|---:|---:|---:|",
+    ]
+    rows = (
+        ("ip_batch", f"`ip -batch` ({BIG:,} x `address add`)"),
+        ("apply", "`dsrctl apply --auto-approve`"),
+        ("drift", "`dsrctl drift` (converged)"),
+        ("drift_drifted", "`dsrctl drift` (1 VIP removed, exit 2)"),
+        ("rollback", "`dsrctl rollback --auto-approve`"),
+    )
+    for key, label in rows:
+        series: Series = big[key]
+        out.append(
+            f"| {label} | {ms(series.median)} | {ms(series.minimum)} | {len(series.samples)} |"
+        )
+    ratio: Series = big["ratio"]
+    out += [
+        "",
+        f"apply / `ip -batch`, per round: median {ratio.median:.2f} x, min {ratio.minimum:.2f} x, "
+        f"max {max(ratio.samples):.2f} x.",
+        "",
+    ]
+    return out
+
+
+def markdown_sizes(results: dict[str, Any]) -> list[str]:
+    out = [
         "| Command | VIPs | Host | Median (ms) | Min (ms) | Runs |",
         "|---|---:|---|---:|---:|---:|",
     ]
@@ -644,12 +796,7 @@ def markdown(results: dict[str, Any]) -> str:
         + ".",
         "",
     ]
-    if results["problems"]:
-        out += ["Problems found while measuring:", ""]
-        out += [f"- {problem}" for problem in results["problems"]]
-        out.append("")
-    out += ["Targets:", "", "```", *target_lines(results), "```"]
-    return "\n".join(out)
+    return out
 
 
 def to_json(value: Any) -> Any:
@@ -733,16 +880,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "into a temporary cache even if PYTHONDONTWRITEBYTECODE is set)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--big-only",
+        action="store_true",
+        help=f"only the {BIG:,}-VIP comparison of apply with ip -batch (and drift, rollback)",
+    )
+    parser.add_argument("--no-big", action="store_true", help=f"skip the {BIG:,}-VIP comparison")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = QUICK_REPEAT if args.quick else FULL_REPEAT
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.big_only and args.no_big:
+        parser.error("--big-only and --no-big exclude each other")
     return args
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks: namespaces go
+
+
+def measure_sizes(
+    args: argparse.Namespace, root: Path, spaces: Namespaces, results: dict[str, Any], log: Logger
+) -> None:
+    converged: dict[int, Netns] = {}
+    for vips in SIZES:
+        log(f"apply, {vips:,} VIP(s): {args.repeat} fresh namespaces ...")
+        converged[vips] = measure_apply(spaces, vips, args.repeat, results, log)
+    # A warm-up drift, then -X importtime once, before the round-robins.
+    converged[1].dsrctl("drift", str(converged[1].spec))
+    results["importtime_drift_1"] = measure_importtime(converged[1])
+    log(f"imports, drift and plan (converged): {args.repeat} shuffled rounds ...")
+    measure_steady(root, converged, args.repeat, results)
+    log(f"drift (one VIP removed): {args.repeat} shuffled rounds ...")
+    measure_drifted(converged, args.repeat, results)
+    for ns in converged.values():
+        spaces.delete(ns)
 
 
 def run(args: argparse.Namespace, root: Path, spaces: Namespaces, log: Logger) -> dict[str, Any]:
@@ -764,19 +937,11 @@ def run(args: argparse.Namespace, root: Path, spaces: Namespaces, log: Logger) -
         "sizes": {},
         "problems": [],
     }
-    converged: dict[int, Netns] = {}
-    for vips in SIZES:
-        log(f"apply, {vips:,} VIP(s): {args.repeat} fresh namespaces ...")
-        converged[vips] = measure_apply(spaces, vips, args.repeat, results, log)
-    # A warm-up drift, then -X importtime once, before the round-robins.
-    converged[1].dsrctl("drift", str(converged[1].spec))
-    results["importtime_drift_1"] = measure_importtime(converged[1])
-    log(f"imports, drift and plan (converged): {args.repeat} shuffled rounds ...")
-    measure_steady(root, converged, args.repeat, results)
-    log(f"drift (one VIP removed): {args.repeat} shuffled rounds ...")
-    measure_drifted(converged, args.repeat, results)
-    for ns in converged.values():
-        spaces.delete(ns)
+    if not args.big_only:
+        measure_sizes(args, root, spaces, results, log)
+    if not args.no_big:
+        log(f"{BIG:,} VIPs, apply vs ip -batch: {args.repeat} shuffled rounds + 1 warm-up ...")
+        measure_big(spaces, root, args.repeat, results, log)
     results["meta"]["loadavg_end"] = loadavg()
     results["targets"] = check_targets(results)
     return results
