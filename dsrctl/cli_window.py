@@ -263,8 +263,17 @@ def install_timer(
     def body() -> int:
         import shutil
 
+        from dsrctl import trust
+        from dsrctl.errors import DsrctlError
         from dsrctl.timer import DEFAULT_EXECUTABLE, TimerOptions, install
 
+        for option, value in (("--spec", spec), ("--prometheus", prometheus or "")):
+            if any(ord(char) < 32 or ord(char) == 127 for char in value):
+                raise DsrctlError(f"{option} {value!r}: the path has control characters")
+        # The timer runs drift as root: with --fix it writes what the spec says.
+        notes = [] if fix else trust.untrusted_notes(spec, "spec", "drift --fix")
+        if fix:
+            trust.refuse_untrusted(spec, "spec", "install a timer that runs drift --fix")
         executable = shutil.which("dsrctl") or DEFAULT_EXECUTABLE
         options = TimerOptions(
             every=every,
@@ -276,6 +285,8 @@ def install_timer(
         )
         for line in install(options, root=root, cron=cron):
             typer.echo(line)
+        for note in notes:
+            typer.echo(f"! {note}")
         return 0
 
     raise typer.Exit(_run(ctx, body))

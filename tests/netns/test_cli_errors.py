@@ -265,3 +265,20 @@ def test_the_spec_behind_a_saved_plan_and_the_plan_itself_must_be_trusted(
     os.chown(saved, 0, 0)
     applied = run(netns, "apply", str(saved))
     assert applied.returncode == 0, applied.stderr
+
+
+def test_install_timer_refuses_a_fix_timer_over_a_spec_others_can_edit(
+    netns: Netns, tmp_path: Path
+) -> None:
+    spec = write_spec(netns, SPEC)
+    spec.chmod(0o666)
+    root = tmp_path / "root"
+    refused = run(netns, "install-timer", "--fix", "--spec", str(spec), "--root", str(root))
+    assert one_line_error(refused, "refusing to install a timer", f"chmod go-w {spec}") == []
+    assert not root.exists()
+    injected = run(netns, "install-timer", "--spec", "x\nExecStartPre=/bin/sh", "--root", str(root))
+    assert one_line_error(injected, "--spec", "control characters") == []
+    assert not root.exists()
+    noted = run(netns, "install-timer", "--spec", str(spec), "--root", str(root))
+    assert noted.returncode == 0, noted.stderr
+    assert f"! the spec {spec} can be changed" in noted.stdout
