@@ -99,7 +99,10 @@ def write_pending(state: StateDir, pending: Pending) -> None:
         "platform": pending.platform,
         "watchdog": pending.watchdog,
     }
-    write_atomic(state.pending_file, json.dumps(data).encode() + b"\n", 0o600)
+    try:
+        write_atomic(state.pending_file, json.dumps(data).encode() + b"\n", 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot write {state.pending_file}: {exc.strerror}") from None
 
 
 def clear_pending(state: StateDir, txn: str) -> None:
@@ -219,6 +222,8 @@ def _start_detached(argv: list[str], log_path: str) -> int:
             stdout=log,
             stderr=log,
             start_new_session=True,  # its own session: a hang-up of ours never reaches it
+            # The test hook that pauses an apply must not pause the revert it arms.
+            env={k: v for k, v in os.environ.items() if k != "DSRCTL_TEST_PAUSE_AFTER_GROUP"},
             close_fds=True,
             creationflags=flags,
         )

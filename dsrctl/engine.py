@@ -52,6 +52,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     notes = state_notes(state)
     try:
         ownership = Ownership.load(state.ownership_file)
+        notes += screen_ownership(ownership)
     except PrivilegeError as exc:
         # plan and drift stay useful read-only; apply re-reads the records as root.
         ownership = Ownership()
@@ -60,6 +61,35 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
             "run as root for the complete picture"
         )
     return Context(spec, provider, state, ownership, notes)
+
+
+def screen_ownership(ownership: Ownership) -> list[str]:
+    """Drop records of addresses dsrctl could never have created (the spec refuses them as
+    VIPs): whoever wrote such a record, dsrctl must not delete 127.0.0.1/8 because of it."""
+    import ipaddress
+
+    from dsrctl.model import split_address_id
+    from dsrctl.spec import address_problem
+
+    notes = []
+    for resource, record in list(ownership.records.items()):
+        if not resource.startswith("address:") or not record.created:
+            continue
+        _, cidr = split_address_id(resource)
+        try:
+            network = ipaddress.ip_interface(cidr)
+            problem = address_problem(network.ip)
+            if problem is None and network.network.prefixlen != network.max_prefixlen:
+                problem = "dsrctl adds VIPs as /32 or /128 only"
+        except ValueError:
+            problem = "not an address"
+        if problem is not None:
+            ownership.forget(resource)
+            notes.append(
+                f"ignored the ownership record {resource}: {problem}; dsrctl never creates "
+                "such an address and will not delete it (check who wrote the record)"
+            )
+    return notes
 
 
 def state_notes(state: StateDir) -> list[str]:
@@ -110,6 +140,7 @@ def apply(
             raise DsrctlError(f"{waiting}; no new apply until it is confirmed or rolled back")
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
+        notes += screen_ownership(ctx.ownership)
         ctx.notes = []
         dead = recovery.unfinished(ctx.state_dir, locked=True)
         if dead is not None:
@@ -165,16 +196,20 @@ def _run_apply(
 
     plan = result.plan
     journal = Journal(ctx.state_dir.journal_file)
-    txn = journal.begin(  # cannot be written: StateError, nothing was changed
-        kind="apply",
-        spec=os.path.abspath(ctx.spec.path),
-        spec_sha256=ctx.spec.digest,
-        user=recovery.current_user(),
-        command=command,
-        pid=os.getpid(),
-        steps=len(plan.steps),
-        ownership_before=ctx.ownership.to_json(),
-    )
+    try:
+        txn = journal.begin(
+            kind="apply",
+            spec=os.path.abspath(ctx.spec.path),
+            spec_sha256=ctx.spec.digest,
+            user=recovery.current_user(),
+            command=command,
+            pid=os.getpid(),
+            steps=len(plan.steps),
+            ownership_before=ctx.ownership.to_json(),
+        )
+    except DsrctlError as exc:
+        journal.close()
+        raise type(exc)(f"{exc}; nothing was changed") from None
     pending: Pending | None = None
     try:
         recovery.mark_inflight(ctx.state_dir, txn, "apply", command)

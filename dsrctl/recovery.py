@@ -112,7 +112,10 @@ def mark_inflight(state: StateDir, txn: str, kind: str, command: str) -> None:
         "command": command,
         "process": process_token(os.getpid()),
     }
-    write_atomic(state.inflight_file, json.dumps(record).encode() + b"\n", 0o600)
+    try:
+        write_atomic(state.inflight_file, json.dumps(record).encode() + b"\n", 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot write {state.inflight_file}: {exc.strerror}") from None
 
 
 def clear_inflight(state: StateDir, txn: str) -> None:
