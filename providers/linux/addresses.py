@@ -47,20 +47,27 @@ def read_interfaces(
     links = {link.name: link for link in rtnl.dump_links() if link.name in wanted}
     by_index = {link.index: name for name, link in links.items()}
     found: dict[str, dict[str, AddressState]] = {name: {} for name in links}
-    for raw in rtnl.dump_addresses(by_index):
-        state = address_state(raw)
-        found[by_index[raw.index]][state.cidr] = state
+    for index, family, address, prefix, flags, label, preferred in rtnl.address_fields(by_index):
+        if family == socket.AF_INET:
+            state = AddressState(address, prefix, label=label)
+        else:
+            state = _ipv6_state(address, prefix, flags, preferred)
+        found[by_index[index]][state.cidr] = state
     return links, found
 
 
 def address_state(raw: rtnl.RawAddress) -> AddressState:
     if raw.family == socket.AF_INET:
         return AddressState(raw.address, raw.prefix, label=raw.label)
+    return _ipv6_state(raw.address, raw.prefix, raw.flags, raw.preferred)
+
+
+def _ipv6_state(address: str, prefix: int, flags: int, preferred: int) -> AddressState:
     return AddressState(
-        raw.address,
-        raw.prefix,
-        deprecated=bool(raw.flags & IFA_F_DEPRECATED) or raw.preferred == 0,
-        nodad=bool(raw.flags & IFA_F_NODAD),
+        address,
+        prefix,
+        deprecated=bool(flags & IFA_F_DEPRECATED) or preferred == 0,
+        nodad=bool(flags & IFA_F_NODAD),
     )
 
 
