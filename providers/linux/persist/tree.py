@@ -1,18 +1,34 @@
 """Read-only access to a root tree (the live host's "/" or an image, a test directory).
 
 Detection and the sysctl.d scan read configuration through :class:`Tree`, so that a root
-other than "/" is read exactly like the live host, links included: an absolute link
-target is looked up under the root, never on this host.
+other than "/" is read exactly like the live host, links included: every link, in a
+parent directory or at the path itself, is followed inside the root (an absolute target
+is looked up under the root, never on this host), the same way dsrctl.model.under_root
+maps the paths dsrctl writes.
 """
 
 from __future__ import annotations
 
-import glob
+import contextlib
+import fnmatch
 import os
+import posixpath
+from collections.abc import Iterator
 
+from dsrctl.errors import HostError
+from dsrctl.model import resolve_in_root
 from dsrctl.model import under_root as under
 
-_MAX_LINKS = 40
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    # resolve() followed every link inside the root; one left at the path (a loop, or one
+    # planted since) is not followed on this host. O_NONBLOCK: a FIFO must not hang a read.
+    return os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
 
 
 class Tree:
@@ -26,39 +42,80 @@ class Tree:
         self.unreadable: list[str] = []
 
     def path(self, logical: str) -> str:
+        """The host path of ``logical``, its parent directories' links followed inside
+        the root (the last component is not followed)."""
         return under(self.root, logical)
 
     def resolve(self, logical: str) -> str:
         """``logical`` with symbolic links followed inside the root (an absolute target
-        such as /etc/sysctl.conf is the root's, not this host's)."""
-        for _ in range(_MAX_LINKS):
-            try:
-                target = os.readlink(self.path(logical))
-            except OSError:
-                return logical
-            logical = os.path.normpath(os.path.join(os.path.dirname(logical), target))
-        return logical
+        such as /etc/sysctl.conf is the root's, not this host's). A loop of links, or a
+        path with "..", is returned as it is (reading it then finds nothing)."""
+        try:
+            return resolve_in_root(self.root, logical, follow_last=True)
+        except HostError:
+            return logical
 
     def read(self, logical: str) -> str | None:
         try:
-            with open(
-                self.path(self.resolve(logical)), encoding="utf-8", errors="replace"
-            ) as handle:
-                return handle.read()
+            with open(self.path(self.resolve(logical)), "rb", opener=_no_follow) as handle:
+                return handle.read().decode("utf-8", errors="replace")
         except PermissionError:
             self.unreadable.append(logical)
-        except OSError:
+        except (OSError, HostError):
             pass
         return None
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted("/" + os.path.relpath(p, self.root) for p in glob.glob(self.path(pattern)))
+        """Paths (as seen from the root) that match ``pattern``, each link in a directory
+        on the way followed inside the root; the matched names themselves are returned
+        as found (a link is not replaced by its target)."""
+        found = [""]
+        # ".." (``source ../x`` in ifupdown) taken lexically; at the root it stays there.
+        parts = [p for p in posixpath.normpath("/" + pattern).split("/") if p not in ("", ".")]
+        for part in parts:
+            matched = []
+            for prefix in found:
+                if not any(char in part for char in "*?["):  # a plain name
+                    matched.append(f"{prefix}/{part}")
+                    continue
+                names = self.listdir(prefix or "/")
+                show_hidden = part.startswith(".")
+                matched += [
+                    f"{prefix}/{name}"
+                    for name in names
+                    if (show_hidden or not name.startswith(".")) and fnmatch.fnmatchcase(name, part)
+                ]
+            found = matched
+        return sorted(path for path in found if parts and self._lexists(path))
+
+    def _lexists(self, logical: str) -> bool:
+        try:
+            return os.path.lexists(self.path(logical))
+        except HostError:
+            return False
 
     def listdir(self, logical: str) -> list[str]:
+        with self._open_dir(logical) as fd:
+            if fd is None:
+                return []
+            try:
+                return sorted(os.listdir(fd))
+            except OSError:
+                return []
+
+    @contextlib.contextmanager
+    def _open_dir(self, logical: str) -> Iterator[int | None]:
         try:
-            return sorted(os.listdir(self.path(logical)))
-        except OSError:
-            return []
+            fd = os.open(
+                self.path(self.resolve(logical)), os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+            )
+        except (OSError, HostError):
+            yield None
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
 
 def first_by_name(tree: Tree, directories: tuple[str, ...], suffix: str) -> list[tuple[str, str]]:
