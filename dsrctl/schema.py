@@ -89,9 +89,8 @@ class Table:
             return iter(())
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.error(name, value, f"must be an array of tables ([[{name}]])")
-        return (
-            Table(self.path, item, f"{self.key(name)}[{index}]") for index, item in enumerate(value)
-        )
+        key = self.key(name)  # once, not once per table: a spec may hold 10,000 [[vip]]
+        return (Table(self.path, item, f"{key}[{index}]") for index, item in enumerate(value))
 
     def finish(self) -> None:
         for name in self.data:
