@@ -195,6 +195,13 @@ def _run_apply(
     from dsrctl import recovery
 
     plan = result.plan
+    # Staged before the first change: a disk too full for the records stops the apply
+    # here; committing them afterwards is a rename that needs no space.
+    after = next_ownership(ctx.ownership, result)
+    try:
+        staged = after.stage(ctx.state_dir.ownership_file)
+    except DsrctlError as exc:
+        raise type(exc)(f"{exc}; nothing was changed") from None
     journal = Journal(ctx.state_dir.journal_file)
     try:
         txn = journal.begin(
@@ -209,6 +216,7 @@ def _run_apply(
         )
     except DsrctlError as exc:
         journal.close()
+        staged.discard()
         raise type(exc)(f"{exc}; nothing was changed") from None
     pending: Pending | None = None
     try:
@@ -220,6 +228,7 @@ def _run_apply(
     except BaseException as exc:
         journal.abandon()
         journal.close()
+        staged.discard()
         _forget_run(ctx, txn)
         if isinstance(exc, DsrctlError):
             raise type(exc)(f"{exc}; nothing was changed") from None
@@ -234,9 +243,10 @@ def _run_apply(
             journal,
             verify=lambda: _verify(ctx),
             undone_check=lambda: _differences_from(ctx, result),
-            commit=lambda: _record_ownership(ctx, result),
+            commit=staged.commit,
         )
     except BaseException as exc:
+        staged.discard()
         unfinished = isinstance(exc, ApplyFailed) and bool(exc.rollback_errors and exc.unrecorded)
         if not unfinished:
             _forget_run(
@@ -246,6 +256,7 @@ def _run_apply(
         raise
     finally:
         journal.close()
+    ctx.ownership = after
     _log(
         f"apply {txn}: {executed.steps} change(s) applied spec={os.path.abspath(ctx.spec.path)} "
         f"sha256={ctx.spec.digest[:12]} user={recovery.current_user()}"
@@ -411,16 +422,22 @@ def _differences_from(ctx: Context, before: PlanResult) -> list[str]:
 
 
 def _record_ownership(ctx: Context, result: PlanResult) -> None:
-    """After a successful apply: remember what dsrctl took charge of, forget what it let go."""
+    ctx.ownership = next_ownership(ctx.ownership, result)
+    ctx.ownership.save(ctx.state_dir.ownership_file)
+
+
+def next_ownership(ownership: Ownership, result: PlanResult) -> Ownership:
+    """The records after a successful apply: what dsrctl took charge of is remembered,
+    what it let go is forgotten."""
     changed = {step.resource: step.before for step in result.plan.steps}
-    records = ctx.ownership
+    records = Ownership(dict(ownership.records))
     for resource in sorted(result.spec_resources):
         before = changed[resource] if resource in changed else result.have_rich.get(resource)
         records.remember(resource, created=before is None, original=_record_value(before))
     for resource in list(records.records):
         if resource not in result.spec_resources:
             records.forget(resource)
-    records.save(ctx.state_dir.ownership_file)
+    return records
 
 
 def _record_value(value: Any) -> Any:

@@ -10,9 +10,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from dsrctl.errors import ApplyFailed
 from dsrctl.plan import Plan
@@ -104,6 +104,37 @@ def execute(
     ``undone_check`` re-reads the host after a rollback and names what still differs from
     the state observed before.
     """
+    if isinstance(host, UndoPreparer):
+        try:
+            host.prepare_undo(plan.steps)
+        except BaseException:
+            journal.abandon()
+            raise
+    try:
+        return _execute(plan, host, journal, verify, undone_check, action, commit)
+    finally:
+        if isinstance(host, UndoPreparer):
+            host.release_undo()
+
+
+@runtime_checkable
+class UndoPreparer(Protocol):
+    """A host that can make its undo independent of free disk space (LinuxHost)."""
+
+    def prepare_undo(self, steps: Sequence[Step]) -> None: ...
+
+    def release_undo(self) -> None: ...
+
+
+def _execute(
+    plan: Plan,
+    host: Any,
+    journal: Journal,
+    verify: Callable[[], None],
+    undone_check: Callable[[], list[str]],
+    action: str,
+    commit: Callable[[], None] | None,
+) -> Executed:
     done: list[Step] = []
     # A group whose call did not return (a signal, an unexpected error) may have taken
     # effect in part: it is undone as a whole. Every inverse is idempotent.
@@ -159,18 +190,26 @@ def _pause_for_tests(boundary: int) -> None:
 
 
 def rollback(done: list[Step], host: Any, journal: Journal) -> list[str]:
-    """Undo ``done`` newest first. The journal records are written where possible; a
-    record that cannot be written (a full disk) never stops an undo."""
+    """Undo ``done`` newest first, then record what was undone.
+
+    Nothing is written before or between the undo groups: on a full disk a journal record
+    would take the space a file being restored needs, and the records are not needed to
+    recover (a run that dies while undoing is undone again from its intent records; every
+    inverse is idempotent)."""
     errors: list[str] = []
     inverses = [step.inverse() for step in reversed(done)]
+    outcomes: list[tuple[int, list[Step], bool]] = []
     for number, group in enumerate(group_steps(inverses)):
-        journal.try_write("undo", seq=number, steps=[step.to_record() for step in group])
         try:
             _, error = run_group(host, group)
         except Exception as exc:  # keep undoing the rest
             error = exc
         if error is not None:
             errors.append(f"undo of {group[0].resource}: {error}")
-        else:
-            journal.try_write("undone", seq=number)
+        outcomes.append((number, group, error is None))
+    for number, group, undone in outcomes:
+        if journal.try_write("undo", seq=number, steps=[s.to_record() for s in group]):
+            break
+        if undone and journal.try_write("undone", seq=number):
+            break
     return errors

@@ -10,7 +10,6 @@ ownership records back as they were before the first apply it undoes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,40 +154,42 @@ def execute_rollback(
     targets_wanted = _final_values(steps)
     provider.observe(sorted(targets_wanted))  # fails early if a resource cannot be read
     oldest = planned.targets[-1]
-    journal = Journal(state.journal_file)
-    txn = journal.begin(
-        kind="rollback",
-        reverts=[t.txn for t in planned.targets],
-        user=current_user(),
-        command=command,
-        pid=os.getpid(),
-        steps=len(steps),
-    )
+    before = oldest.begin.get("ownership_before")
+    # Staged before the first change (see engine._run_apply): a full disk stops the
+    # rollback before it touches the host; the commit is a rename.
     try:
+        staged = (
+            Ownership.from_json(before, state.ownership_file).stage(state.ownership_file)
+            if before is not None
+            else None
+        )
+    except DsrctlError as exc:
+        raise type(exc)(f"{exc}; nothing was changed") from None
+    journal = Journal(state.journal_file)
+    try:
+        txn = journal.begin(
+            kind="rollback",
+            reverts=[t.txn for t in planned.targets],
+            user=current_user(),
+            command=command,
+            pid=os.getpid(),
+            steps=len(steps),
+        )
         mark_inflight(state, txn, "rollback", command)
-    except BaseException:
+    except BaseException as exc:
         journal.abandon()
         journal.close()
+        if staged is not None:
+            staged.discard()
+        if isinstance(exc, DsrctlError):
+            raise type(exc)(f"{exc}; nothing was changed") from None
         raise
-    before = oldest.begin.get("ownership_before")
-    restored = Ownership.from_json(before, state.ownership_file) if before is not None else None
 
     def commit() -> None:
-        # Part of the transaction: a rollback whose records cannot be written is undone,
-        # so the host, the ownership records and the journal keep telling one story.
-        if restored is None:
-            for target in planned.targets:
-                journal.write("reverted", target=target.txn)
-            return
-        current = Ownership.load(state.ownership_file)
-        restored.save(state.ownership_file)
-        try:
-            for target in planned.targets:
-                journal.write("reverted", target=target.txn)
-        except BaseException:
-            with contextlib.suppress(DsrctlError):
-                current.save(state.ownership_file)
-            raise
+        # The end record that follows is the commit point in the journal: a rollback that
+        # ended well reverted the applies its begin record names.
+        if staged is not None:
+            staged.commit()
 
     try:
         terminate_as_interrupt()
@@ -203,6 +204,8 @@ def execute_rollback(
         )
     except BaseException as exc:
         # It failed and undid itself (or says what it could not undo): not unfinished.
+        if staged is not None:
+            staged.discard()
         clear_inflight(state, txn)
         log(f"rollback {txn} failed: {exc}".replace("\n", "; "), "err")
         raise

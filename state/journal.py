@@ -8,11 +8,14 @@ types, in order for one transaction (``txn``):
 - ``begin``: spec path, number of steps;
 - ``intent``: the steps about to run (resource, action, before, after), before running;
 - ``done``: those steps completed;
-- ``undo``: a rollback step about to run; ``undone`` when it completed;
-- ``failed``: why an apply failed (after its undo);
+- ``failed``: why an apply failed, after its undo;
+- ``undo`` / ``undone``: the undo groups of a failed run and which completed, written
+  after the undo (nothing is written while undoing);
 - ``end``: ``result`` is ``applied``, ``rolled-back`` or ``rollback-failed``.
 
-Records that refer to an earlier transaction: ``reverted`` (a later rollback undid it),
+A rollback's ``begin`` names the applies it reverts (``reverts``); its ``end`` with result
+``applied`` is what makes them reverted. Records that refer to an earlier transaction:
+``reverted`` (written by older versions for each target of a rollback),
 ``superseded`` (an unfinished transaction that a later apply or rollback dealt with),
 ``pending`` / ``confirmed`` (apply --confirm-timeout).
 
@@ -295,6 +298,14 @@ def read_history(path: str) -> History:
         elif kind == "end":
             current.result = record["result"]
             current.end = record
+    # A rollback that ended well reverted what its begin record names: its end record is
+    # the commit point (older journals also hold one "reverted" record per target).
+    for txn in by_id.values():
+        if txn.kind == "rollback" and txn.result == "applied":
+            for target in txn.begin.get("reverts", []):
+                reverted = by_id.get(target) if isinstance(target, str) else None
+                if reverted is not None and reverted.reverted_by is None:
+                    reverted.reverted_by = txn.txn
     return History(list(by_id.values()), read.problems)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsrctl.errors import PrivilegeError, StateError
-from state.safefile import write_atomic
+from state.safefile import Staged, stage
 from state.statedir import read_state_file
 
 FORMAT_VERSION = 1
@@ -101,9 +101,14 @@ class Ownership:
         return cls(records)
 
     def save(self, path: str) -> None:
+        self.stage(path).commit()
+
+    def stage(self, path: str) -> Staged:
+        """The records written beside ``path``, renamed into place by ``commit()``: a
+        transaction stages them before its first change (see state.safefile.Staged)."""
         data = json.dumps(self.to_json(), indent=1, sort_keys=True).encode() + b"\n"
         try:
-            write_atomic(path, data, 0o600)
+            return stage(path, data, 0o600)
         except OSError as exc:
             raise StateError(f"cannot write ownership records {path}: {exc.strerror}") from None
 

@@ -53,11 +53,57 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     ``path`` itself may be a symbolic link: the link is replaced, never followed. Raises
     OSError (ENOSPC, EACCES...) with the target untouched.
     """
+    stage(path, data, mode).commit()
+
+
+class Staged:
+    """A complete, fsynced temporary file waiting to be renamed over its target.
+
+    Staging takes the disk space; the commit is a rename, which needs none. So a
+    transaction stages what it must record before it changes the host, and a full disk
+    stops it before the first change instead of after the last."""
+
+    def __init__(self, directory: str, name: str, tmp: str, dir_fd: int | None) -> None:
+        self.directory = directory
+        self.name = name
+        self.tmp = tmp
+        self._dir_fd = dir_fd
+
+    def commit(self) -> None:
+        if self._dir_fd is None:  # pragma: no cover - Windows
+            os.replace(self.tmp, os.path.join(self.directory, self.name))
+            return
+        try:
+            os.rename(self.tmp, self.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        except BaseException:
+            self.discard()
+            raise
+        try:
+            os.fsync(self._dir_fd)
+        finally:
+            self._close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._dir_fd is None:  # pragma: no cover - Windows
+                os.unlink(self.tmp)
+            else:
+                os.unlink(self.tmp, dir_fd=self._dir_fd)
+        self._close()
+
+    def _close(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+
+def stage(path: str, data: bytes, mode: int = 0o600) -> Staged:
+    """Write ``data`` to a fresh temporary file beside ``path`` (see the module doc);
+    :meth:`Staged.commit` puts it in place."""
     directory = os.path.dirname(path) or "."
     name = os.path.basename(path)
     if not _USE_DIR_FD:  # pragma: no cover - Windows: no dir_fd, no O_NOFOLLOW
-        _write_by_path(directory, name, data, mode)
-        return
+        return Staged(directory, name, _stage_by_path(directory, name, data, mode), None)
     dir_fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
         tmp, fd = _create_temp(name, dir_fd)
@@ -68,14 +114,14 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
             raise
-        os.fsync(dir_fd)
-    finally:
+    except BaseException:
         os.close(dir_fd)
+        raise
+    return Staged(directory, name, tmp, dir_fd)
 
 
 def _create_temp(name: str, dir_fd: int) -> tuple[str, int]:
@@ -99,10 +145,9 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_by_path(
+def _stage_by_path(
     directory: str, name: str, data: bytes, mode: int
-) -> None:  # pragma: no cover - Windows only
-    target = os.path.join(directory, name)
+) -> str:  # pragma: no cover - Windows only
     tmp = os.path.join(directory, temp_name(name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
@@ -112,11 +157,11 @@ def _write_by_path(
         finally:
             os.close(fd)
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 def fsync_directory(directory: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsrctl import sysctls
@@ -12,6 +12,7 @@ from dsrctl.model import FileState, HostState, ReadScope, SysctlValue
 from providers.base import Provider
 from providers.linux import files
 from providers.linux.sysctl import SysctlTree
+from state.safefile import Staged, stage
 
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
@@ -36,6 +37,9 @@ class LinuxHost(Provider):
         # Detection reads many files: the spec check and the plan of one run share it;
         # any write of this provider forgets it, so verification sees the new files.
         self._detections: dict[tuple[str, str], Detection] = {}
+        # path, sha256, mode -> a staged copy of what a file held before a transaction
+        # changed it: undoing that change is then a rename, which a full disk allows.
+        self._spares: dict[tuple[str, str, int], Staged] = {}
 
     # -- checks -------------------------------------------------------------------------
     def check_spec(self, spec: Spec) -> None:
@@ -228,7 +232,37 @@ class LinuxHost(Provider):
         return apply_address_steps(steps, self._indexes)
 
     def write_file(self, path: str, state: FileState) -> None:
+        spare = self._spares.pop((path, state.sha256, state.mode), None)
+        if spare is not None:
+            self._change(path, spare.commit)
+            return
         self._change(path, lambda: files.write_file(path, state))
+
+    def prepare_undo(self, steps: Sequence[Step]) -> None:
+        """Before the first change: stage beside each file a step will replace or remove a
+        copy of what it holds now. Undoing the step is then a rename, so a disk that fills
+        up halfway can still be put back exactly; without the room for the copies, the
+        transaction stops here, before any change."""
+        for step in steps:
+            before = step.before
+            if step.kind != "file" or not isinstance(before, FileState):
+                continue
+            key = (step.name, before.sha256, before.mode)
+            if key in self._spares:
+                continue
+            try:
+                self._spares[key] = stage(step.name, before.content, before.mode)
+            except OSError as exc:
+                self.release_undo()
+                raise HostError(
+                    f"cannot keep a copy of {step.name} to undo its change with: "
+                    f"{exc.strerror}; nothing was changed"
+                ) from None
+
+    def release_undo(self) -> None:
+        for spare in self._spares.values():
+            spare.discard()
+        self._spares.clear()
 
     def remove_file(self, path: str) -> None:
         self._change(path, lambda: files.remove_file(path))

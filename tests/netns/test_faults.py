@@ -66,6 +66,10 @@ phase apply-full apply --auto-approve "$SPEC"
 rm -f "$M/filler"
 phase history history --json
 phase apply-again apply --auto-approve "$SPEC"
+used=$(df -B1 --output=used "$M" | tail -1)
+head -c $(( %(size)d - used - FREE )) /dev/zero > "$M/filler" 2>/dev/null
+phase rollback-full rollback --auto-approve
+rm -f "$M/filler"
 phase rollback rollback --auto-approve
 phase drift-after drift "$SPEC"
 umount "$M"
@@ -94,7 +98,7 @@ def lo_addresses(phase: dict[str, object]) -> list[str]:
 # Free bytes on the tmpfs when apply starts: from nothing (the journal's begin record does
 # not fit) through the big intent record of 300 addresses, the sysctl file, the ownership
 # records, up to enough for everything.
-FREE = [0, 8192, 12288, 40960, 65536, 69632, 73728, 106496, 108544, 110592, 229376]
+FREE = [0, 8192, 12288, 40960, 69632, 81920, 98304, 106496, 110592, 139264, 229376]
 
 
 @pytest.mark.parametrize("free_bytes", FREE)
@@ -122,8 +126,24 @@ def test_a_full_disk_at_any_write_point_leaves_the_host_as_before_or_as_planned(
     assert phases["history"]["rc"] == 0, phases["history"]["stderr"]
     history = json.loads(str(phases["history"]["stdout"]))
     assert history["skipped_lines"] == []
-    assert phases["rollback"]["rc"] == 0, phases["rollback"]["stderr"]
-    assert phases["rollback"]["host"] == before["host"]
+    # A rollback on a full disk: all or nothing as well.
+    undo = phases["rollback-full"]
+    undo_stderr = str(undo["stderr"])
+    assert "Traceback" not in undo_stderr
+    if undo["rc"] == 0:
+        assert undo["host"] == before["host"]
+    else:
+        assert undo["host"] == planned["host"], undo_stderr
+        assert (
+            "the host is as it was before rollback" in undo_stderr
+            or "nothing was changed" in undo_stderr
+        ), undo_stderr
+    final = phases["rollback"]
+    if undo["rc"] == 0:
+        assert "nothing to roll back" in str(final["stderr"])
+    else:
+        assert final["rc"] == 0, final["stderr"]
+    assert final["host"] == before["host"]
 
 
 def test_a_killed_500_vip_apply_always_rolls_back_and_reapplies(netns: Netns) -> None:
