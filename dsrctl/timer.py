@@ -38,20 +38,42 @@ class TimerOptions:
     fix: bool = False
     delay: str = "5min"
 
-    def command(self) -> str:
+    def words(self) -> list[str]:
+        # The unit and the cron job run from "/": paths are made absolute here.
         words = [self.executable, "drift"]
         if self.prometheus:
-            words += ["--prometheus", self.prometheus]
+            words += ["--prometheus", os.path.abspath(self.prometheus)]
         if self.fix:
             words.append("--fix")
-        words.append(self.spec)
-        return shlex.join(words)
+        words.append(os.path.abspath(self.spec))
+        return words
+
+    def command(self) -> str:
+        """The command line for a shell (the cron job's ``sh -c``)."""
+        return shlex.join(self.words())
+
+    def exec_start(self) -> str:
+        """The command line in systemd's own syntax (ExecStart=)."""
+        return " ".join(systemd_word(word) for word in self.words())
 
 
-def interval_minutes(text: str) -> int:
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9/._+,:=@-]+$")
+
+
+def systemd_word(word: str) -> str:
+    """One word of an ExecStart= line as systemd reads it back: quoted with C escapes
+    where needed, and with ``%`` specifiers and ``$`` variables escaped (systemd expands
+    both on ExecStart= lines; a spec path must reach dsrctl as written)."""
+    if not _PLAIN_WORD.match(word):
+        escaped = word.replace("\\", "\\\\").replace('"', '\\"')
+        word = f'"{escaped}"'
+    return word.replace("%", "%%").replace("$", "$$")
+
+
+def interval_minutes(text: str, option: str = "--every") -> int:
     match = _INTERVAL.match(text)
     if match is None:
-        raise DsrctlError(f"--every {text!r}: give minutes or hours, such as 15min or 1h")
+        raise DsrctlError(f"{option} {text!r}: give minutes or hours, such as 15min or 1h")
     value = int(match.group(1))
     return value * 60 if match.group(2) == "h" else value
 
@@ -65,7 +87,7 @@ After=network.target
 
 [Service]
 Type=oneshot
-ExecStart={options.command()}
+ExecStart={options.exec_start()}
 # Exit 2 means "drift found": a result, reported through syslog and metrics, not a failure
 # of the unit. Exit 1 (the check itself failed) marks the unit failed.
 SuccessExitStatus=2
@@ -75,7 +97,7 @@ Nice=10
 
 def timer_unit(options: TimerOptions) -> str:
     interval_minutes(options.every)
-    interval_minutes(options.delay)
+    interval_minutes(options.delay, "--delay")
     return f"""\
 # Installed by `dsrctl install-timer`.
 [Unit]
@@ -95,7 +117,7 @@ WantedBy=timers.target
 
 def cron_file(options: TimerOptions) -> str:
     minutes = interval_minutes(options.every)
-    delay = interval_minutes(options.delay) * 60
+    delay = interval_minutes(options.delay, "--delay") * 60
     if minutes < 60:
         schedule = f"*/{minutes} * * * *"
     elif minutes % 60 == 0 and minutes < 24 * 60:
@@ -103,12 +125,15 @@ def cron_file(options: TimerOptions) -> str:
     else:
         raise DsrctlError(f"--every {options.every}: cron takes whole hours below a day")
     inner = f"sleep $(shuf -i 0-{delay} -n 1); {options.command()}"
+    # cron turns an unescaped % of the command into a newline (and what follows into
+    # the command's standard input).
+    line = f"sh -c {shlex.quote(inner)}".replace("%", "\\%")
     return f"""\
 # Installed by `dsrctl install-timer --cron`: dsrctl drift every {options.every}.
 # flock -n skips a run while the previous one still holds the lock: runs never overlap.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-{schedule} root flock -n /run/lock/dsrctl-drift.lock sh -c {shlex.quote(inner)} >/dev/null 2>&1
+{schedule} root flock -n /run/lock/dsrctl-drift.lock {line} >/dev/null 2>&1
 """
 
 

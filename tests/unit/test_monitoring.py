@@ -179,3 +179,50 @@ def test_cron_file_takes_a_lock_and_spreads_runs(tmp_path: Path) -> None:
     assert "shuf -i 0-600 -n 1" in text
     with pytest.raises(Exception, match="give minutes or hours"):
         timer.cron_file(timer.TimerOptions(every="15s"))
+
+
+HOSTILE_SPEC = '/srv/dsr specs/a%zb $HOME "q" \\x.toml'
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_a_spec_path_with_specifiers_quotes_and_dollars_reaches_drift_as_written(
+    tmp_path: Path,
+) -> None:
+    """systemd expands % specifiers and $VARIABLES on ExecStart= lines, and shlex quoting
+    is not its syntax: the old unit failed to load ("Failed to resolve specifiers")."""
+    executable = shutil.which("dsrctl")
+    assert executable is not None
+    options = timer.TimerOptions(executable=executable, spec=HOSTILE_SPEC)
+    timer.install(options, root=str(tmp_path))
+    unit_dir = tmp_path / "etc/systemd/system"
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "dsrctl-drift.service"],
+        cwd=unit_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    exec_start = next(
+        line
+        for line in (unit_dir / "dsrctl-drift.service").read_text().splitlines()
+        if line.startswith("ExecStart=")
+    )
+    assert exec_start == (
+        f'ExecStart={executable} drift "/srv/dsr specs/a%%zb $$HOME \\"q\\" \\\\x.toml"'
+    )
+
+
+def test_cron_escapes_percent_and_makes_the_spec_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    options = timer.TimerOptions(executable="/usr/bin/dsrctl", spec="rel/50%.toml")
+    text = timer.cron_file(options)
+    job = text.splitlines()[-1]
+    assert f"{tmp_path}/rel/50\\%.toml" in job
+    assert "%" not in job.replace("\\%", "")
+
+
+def test_a_bad_delay_names_the_delay_option() -> None:
+    with pytest.raises(Exception, match="--delay '-5'"):
+        timer.timer_unit(timer.TimerOptions(delay="-5"))
