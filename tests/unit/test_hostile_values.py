@@ -284,7 +284,7 @@ def test_tabs_and_punctuation_inside_a_sysctl_value_stay_accepted() -> None:
 # Finding 9: malformed TOML ends as one SpecError line naming the file
 
 
-MALFORMED = {
+MALFORMED: dict[str, str | bytes] = {
     "nested arrays": "a = " + "[" * 10_000,
     "nested inline tables": "a = " + "{b = " * 10_000,
     "decimal integer of 5000 digits": "version = " + "1" * 5000,
