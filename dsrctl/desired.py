@@ -122,8 +122,13 @@ def vip_state(address: str, prefix: int, label: str | None, interface: str) -> A
 
 
 def sysctl_file_content(spec_path: str, values: dict[str, SysctlValue]) -> bytes:
+    from providers.linux.persist import comment_text
+
+    # The spec refuses such paths; the header escapes them anyway (a line break in it
+    # would start a sysctl line of its own).
     lines = [
-        f"# Managed by dsrctl from {spec_path}; edits here are reverted by 'dsrctl apply'.",
+        f"# Managed by dsrctl from {comment_text(spec_path)}; edits here are reverted by "
+        "'dsrctl apply'.",
         "# The ARP keys keep this host from answering ARP for its DSR VIPs (see dsrctl docs).",
     ]
     lines += [f"{key} = {value}" for key, value in values.items()]

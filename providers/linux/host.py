@@ -279,6 +279,9 @@ class LinuxHost(Provider):
 
     def remove_dir(self, path: str) -> None:
         self._detections.clear()
+        # Spare copies of files that lived here would keep the directory from going.
+        for key in [key for key in self._spares if os.path.dirname(key[0]) == path]:
+            self._spares.pop(key).discard()
         files.remove_dir(path)
 
     def _change(self, path: str, change: Callable[[], None]) -> None:

@@ -425,3 +425,17 @@ def test_the_cli_refuses_a_spec_path_with_a_line_break(tmp_path: Path) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_the_sysctl_file_header_cannot_start_a_line_of_its_own() -> None:
+    """The sysctl.d header is built apart from the backends' headers; a line break in the
+    spec path used to start a `kernel.core_pattern=|...` line of its own."""
+    from dsrctl.desired import sysctl_file_content
+
+    text = sysctl_file_content(
+        "/srv/x\nkernel.core_pattern=|/tmp/evil\r\u2028", {"net.ipv4.conf.all.arp_ignore": 1}
+    ).decode()
+    lines = text.splitlines()
+    assert len(lines) == 3
+    assert lines[2] == "net.ipv4.conf.all.arp_ignore = 1"
+    assert all(line.startswith("#") for line in lines[:2])
