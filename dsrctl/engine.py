@@ -19,7 +19,7 @@ from dsrctl.errors import (
     PrivilegeError,
     VerificationError,
 )
-from dsrctl.model import split_id
+from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, planner_for
 from dsrctl.spec import Spec, load_spec
@@ -52,7 +52,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     notes = state_notes(state)
     try:
         ownership = Ownership.load(state.ownership_file)
-        notes += screen_ownership(ownership)
+        notes += screen_ownership(ownership, spec)
     except PrivilegeError as exc:
         # plan and drift stay useful read-only; apply re-reads the records as root.
         ownership = Ownership()
@@ -63,23 +63,27 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     return Context(spec, provider, state, ownership, notes)
 
 
-def screen_ownership(ownership: Ownership) -> list[str]:
+def screen_ownership(ownership: Ownership, spec: Spec) -> list[str]:
     """Drop records of addresses dsrctl could never have created (the spec refuses them as
     VIPs): whoever wrote such a record, dsrctl must not delete 127.0.0.1/8 because of it."""
     import ipaddress
 
-    from dsrctl.model import split_address_id
+    from dsrctl.model import address_id
     from dsrctl.spec import address_problem
 
+    # The spec's own VIPs passed the same checks when it was loaded (and this runs on
+    # every command: 10,000 records must not be parsed twice).
+    known = {address_id(spec.linux.interface, vip.cidr) for vip in spec.vips}
     notes = []
     for resource, record in list(ownership.records.items()):
-        if not resource.startswith("address:") or not record.created:
+        if not record.created or resource in known or not resource.startswith("address:"):
             continue
         _, cidr = split_address_id(resource)
+        text, _, prefix = cidr.partition("/")
         try:
-            network = ipaddress.ip_interface(cidr)
-            problem = address_problem(network.ip)
-            if problem is None and network.network.prefixlen != network.max_prefixlen:
+            address = ipaddress.ip_address(text)
+            problem = address_problem(address)
+            if problem is None and prefix != str(address.max_prefixlen):
                 problem = "dsrctl adds VIPs as /32 or /128 only"
         except ValueError:
             problem = "not an address"
@@ -140,7 +144,7 @@ def apply(
             raise DsrctlError(f"{waiting}; no new apply until it is confirmed or rolled back")
         # Re-read the records under the lock: another run may have changed them.
         ctx.ownership = Ownership.load(ctx.state_dir.ownership_file)
-        notes += screen_ownership(ctx.ownership)
+        notes += screen_ownership(ctx.ownership, ctx.spec)
         ctx.notes = []
         dead = recovery.unfinished(ctx.state_dir, locked=True)
         if dead is not None:

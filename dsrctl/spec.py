@@ -55,6 +55,7 @@ MAX_SPEC_BYTES = 1 << 20  # a spec is a few KiB; refuse to read /dev/zero into m
 INT64 = range(-(2**63), 2**63)  # TOML integers are 64-bit signed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ def address_problem(address: IPAddress) -> str | None:
     if address.is_link_local:
         return "a link-local address cannot be a VIP"
     if isinstance(address, ipaddress.IPv4Address):
-        if address == ipaddress.IPv4Address("255.255.255.255"):
+        if address == _LIMITED_BROADCAST:
             return "the limited broadcast address is not a host address"
         if address.is_reserved:
             return "an address in the reserved range 240.0.0.0/4 cannot be a VIP"
