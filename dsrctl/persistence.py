@@ -10,7 +10,9 @@ and names them: a plan that cannot say what apply would write is no plan, and a 
 backend that cannot work on this host or cannot keep a VIP exactly as dsrctl adds it.
 
 Everything the backends render is given as seen from ``linux.persist.root`` and mapped
-to paths on this host here; the resource ids carry the host path. The root is a spec key,
+to paths on this host here, by dsrctl.model.under_root (normalised, ".." refused, links
+in parent directories followed inside the root, never on this host); the resource ids
+carry the host path. The root is a spec key,
 not a command-line option, because it decides which files the resources are: plan,
 apply, drift and rollback must agree on it, and tests put it in every spec so that
 detection reads, and apply writes, a temporary tree instead of this host's /etc.

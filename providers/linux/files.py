@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from dsrctl.errors import HostError, PrivilegeError
 from dsrctl.model import DIRECTORY, FileState
-from state.safefile import temp_name, write_atomic
+from state.safefile import Staged, stage, temp_name, write_atomic
 
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -133,6 +133,19 @@ def write_file(path: str, state: FileState) -> None:
         raise PrivilegeError(f"cannot write {path}: permission denied") from None
     except OSError as exc:
         raise HostError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def stage_file(path: str, state: FileState) -> Staged | None:
+    """A complete copy of ``state`` staged beside ``path`` (state.safefile.stage), reached
+    like write_file reaches it (no link on the way); None for a link value, which
+    write_file recreates as a link (staging it would put a regular file in its place)."""
+    if state.link is not None:
+        return None
+    try:
+        with _parent(path) as (dir_fd, name):
+            return stage(f"/proc/self/fd/{dir_fd}/{name}", state.content, state.mode)
+    except _Missing as missing:
+        raise HostError(f"cannot write {path}: directory {missing} does not exist") from None
 
 
 def _link_at(dir_fd: int, name: str, target: str) -> None:
