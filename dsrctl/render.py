@@ -60,8 +60,7 @@ def show_value(value: Any) -> str:
         ]
         return ", ".join(flags) if flags else "preferred, dad"
     if isinstance(value, FileState):
-        lines = value.content.count(b"\n")
-        return f"mode {value.mode:04o}, {lines} line(s), sha256 {value.sha256[:12]}"
+        return value.describe()
     return str(value)
 
 

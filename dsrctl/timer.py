@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from dsrctl import DEFAULT_SPEC_PATH
 from dsrctl.errors import DsrctlError
-from state.safefile import write_atomic
+from dsrctl.model import FileState
+from providers.linux import files as host_files
 
 SERVICE = "dsrctl-drift.service"
 TIMER = "dsrctl-drift.timer"
@@ -147,15 +148,13 @@ def install(options: TimerOptions, root: str = "/", cron: bool = False) -> list[
     done.append(_write(os.path.join(unit_dir, SERVICE), service_unit(options)))
     done.append(_write(os.path.join(unit_dir, TIMER), timer_unit(options)))
     wants = os.path.join(root, WANTS_DIR)
-    os.makedirs(wants, mode=0o755, exist_ok=True)
+    _ensure_dirs(wants)
     link = os.path.join(wants, TIMER)
     target = os.path.join("/", UNIT_DIR, TIMER)
-    if os.path.islink(link) and os.readlink(link) == target:
+    if _current_link(link) == target:
         done.append(f"unchanged {link}")
     else:
-        if os.path.lexists(link):
-            os.unlink(link)
-        os.symlink(target, link)
+        host_files.write_symlink(link, target)
         done.append(f"enabled {TIMER} ({link} -> {target})")
     if os.path.realpath(root) == "/" and os.path.isdir("/run/systemd/system"):
         systemctl = shutil.which("systemctl") or "systemctl"
@@ -168,13 +167,29 @@ def install(options: TimerOptions, root: str = "/", cron: bool = False) -> list[
 
 
 def _write(path: str, text: str) -> str:
+    # Read and written without following a link on the way (providers.linux.files): a
+    # --root or a unit directory others can write must not redirect root's writes.
     data = text.encode()
-    try:
-        with open(path, "rb") as handle:
-            if handle.read() == data:
-                return f"unchanged {path}"
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    write_atomic(path, data, 0o644)
+    current = host_files.read_file(path) if os.path.lexists(path) else None
+    if current is not None and current.link is None and current.content == data:
+        return f"unchanged {path}"
+    _ensure_dirs(os.path.dirname(path))
+    host_files.write_file(path, FileState(data, 0o644))
     return f"wrote {path}"
+
+
+def _current_link(path: str) -> str | None:
+    try:
+        return host_files.read_symlink(path)
+    except DsrctlError:
+        return None  # a file or directory stands there: replaced by the link
+
+
+def _ensure_dirs(path: str) -> None:
+    """Create the missing directories of ``path``; a link where one should be is refused."""
+    missing = []
+    while host_files.read_dir(path) is None:
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        host_files.make_dir(directory)

@@ -12,7 +12,7 @@ from dsrctl.model import FileState, HostState, ReadScope, SysctlValue
 from providers.base import Provider
 from providers.linux import files
 from providers.linux.sysctl import SysctlTree
-from state.safefile import Staged, stage
+from state.safefile import Staged
 
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
@@ -251,13 +251,16 @@ class LinuxHost(Provider):
             if key in self._spares:
                 continue
             try:
-                self._spares[key] = stage(step.name, before.content, before.mode)
-            except OSError as exc:
+                spare = files.stage_file(step.name, before)
+            except (OSError, HostError) as exc:
                 self.release_undo()
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise HostError(
                     f"cannot keep a copy of {step.name} to undo its change with: "
-                    f"{exc.strerror}; nothing was changed"
+                    f"{reason}; nothing was changed"
                 ) from None
+            if spare is not None:  # a link is put back as a link: no copy needed
+                self._spares[key] = spare
 
     def release_undo(self) -> None:
         for spare in self._spares.values():

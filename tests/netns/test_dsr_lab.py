@@ -302,8 +302,17 @@ def test_failed_apply_leaves_the_host_exactly_as_it_was(
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert host_state(ns, directory) == before
-    # Steps done before the failure: arp_ignore, arp_announce, the two VIPs.
     lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr, result.stderr
+    if hand_written:
+        # The copy of the hand-written file that would undo its replacement is made before
+        # the first change, in the same directory: it cannot be, so nothing changes.
+        assert lines == [
+            f"error: cannot keep a copy of {directory}/90-dsrctl.conf to undo its change "
+            "with: Read-only file system; nothing was changed"
+        ], result.stderr
+        return
+    # Steps done before the failure: arp_ignore, arp_announce, the two VIPs.
     assert lines[0].startswith("error: apply failed: cannot write "), result.stderr
     assert "90-dsrctl.conf: Read-only file system" in lines[0], result.stderr
     assert lines[1:2] == ["rolled back 4 completed step(s); the host is as it was before apply"], (

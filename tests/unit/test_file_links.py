@@ -92,11 +92,6 @@ def test_writing_a_link_value_never_touches_planted_temp_names(tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir() if "dsrctl-tmp" in p.name] == [planted.name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="providers/linux/host.py prepare_undo must stage through files.stage_file "
-    "(None for a link) instead of state.safefile.stage; drop this mark with that change",
-)
 def test_the_undo_of_a_failed_apply_puts_a_link_back_as_a_link(debian: Path) -> None:
     """The spare copies staged before an apply (LinuxHost.prepare_undo) must not turn a
     link into an empty 0777 regular file when the apply is undone."""

@@ -226,3 +226,17 @@ def test_cron_escapes_percent_and_makes_the_spec_absolute(
 def test_a_bad_delay_names_the_delay_option() -> None:
     with pytest.raises(Exception, match="--delay '-5'"):
         timer.timer_unit(timer.TimerOptions(delay="-5"))
+
+
+def test_install_timer_never_follows_a_link_planted_for_the_wants_directory(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/timers.target.wants").symlink_to(elsewhere)
+    options = timer.TimerOptions(executable="/usr/bin/dsrctl")
+    with pytest.raises(Exception, match=r"timers\.target\.wants"):
+        timer.install(options, root=str(root))
+    assert list(elsewhere.iterdir()) == []
