@@ -9,122 +9,29 @@ Modules that only some commands need are imported inside those commands.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from dsrctl import DEFAULT_SPEC_PATH, __version__
-from dsrctl.errors import DsrctlError
+from dsrctl.cli_app import (
+    DEFAULT_SPEC,
+    JsonOpt,
+    SpecArg,
+    app,
+    ask_yes,
+    one_line,
+    print_json,
+    root_options,
+    run_command,
+)
+from dsrctl.errors import DsrctlError, StateError
 from state.statedir import DEFAULT_STATE_DIR
 
-DEFAULT_SPEC = DEFAULT_SPEC_PATH
 EXIT_CHANGES = 2
 # --confirm-timeout: at least a second, at most a day (a change window, not a lease).
 CONFIRM_TIMEOUT_RANGE = (1.0, 86400.0)
-
-app = typer.Typer(
-    name="dsrctl",
-    help="Declarative setup of Direct Server Return real servers: VIPs on loopback, "
-    "ARP sysctls, persistence.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-class Options:
-    def __init__(self, state_dir: str, debug: bool, platform: str | None) -> None:
-        self.state_dir = state_dir
-        self.debug = debug
-        self.platform = platform
-
-
-T = TypeVar("T")
-SpecArg = Annotated[str, typer.Argument(help="The spec file.", show_default=True)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"dsrctl {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def main_options(
-    ctx: typer.Context,
-    state_dir: Annotated[
-        str,
-        typer.Option(
-            "--state-dir", envvar="DSRCTL_STATE_DIR", help="Ownership records, journal, lock."
-        ),
-    ] = DEFAULT_STATE_DIR,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    platform: Annotated[
-        str | None,
-        typer.Option("--platform", help="Override platform detection: linux|windows."),
-    ] = None,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    ctx.obj = Options(state_dir, debug, platform)
-
-
-def _options(ctx: typer.Context) -> Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Options)
-    return obj
-
-
-def _run(ctx: typer.Context, body: Callable[[], T]) -> T:
-    """Run a command body; turn every dsrctl error into one line on stderr and exit 1."""
-    options = _options(ctx)
-    try:
-        return body()
-    except DsrctlError as exc:
-        if options.debug:
-            traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # `dsrctl plan | head`: the reader went away; say nothing more, like other tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(141) from None
-    except OSError as exc:
-        if options.debug:
-            traceback.print_exc()
-        where = f" ({exc.filename})" if exc.filename else ""
-        typer.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
-        raise typer.Exit(1) from None
-    except (typer.Exit, typer.Abort, typer.TyperException):
-        raise  # typer's own control flow (a prompt's EOF, a usage error): it reports them
-    except Exception as exc:
-        # A bug, not a user error: still one line (the traceback with --debug), and no
-        # claim about the host, which the apply path reports itself when it changed it.
-        if options.debug:
-            traceback.print_exc()
-        typer.echo(
-            f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))[:200]} "
-            "(run with --debug for the traceback, and please report it)",
-            err=True,
-        )
-        raise typer.Exit(1) from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _trusted_spec(path: str, action: str | None, role: str = "spec") -> list[str]:
@@ -166,24 +73,6 @@ def _check_out(out: str, what: str, spec: str | None = None) -> None:
         raise DsrctlError(f"{out} is the spec itself; write {what} to another file")
 
 
-def ask_yes(question: str, verb: str, auto_approve: bool) -> bool:
-    """Terraform's habit: only "yes" proceeds; unattended runs need --auto-approve."""
-    if auto_approve:
-        return True
-    if not sys.stdin.isatty():
-        from dsrctl.errors import AbortedByUser
-
-        raise AbortedByUser(
-            f"refusing to {verb} unattended without --auto-approve; nothing was changed"
-        )
-    answer = typer.prompt(f"\n{question} Only 'yes' is accepted", default="", show_default=False)
-    return bool(answer.strip() == "yes")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
-
 @app.command()
 def plan(
     ctx: typer.Context,
@@ -220,9 +109,11 @@ def plan(
 
             if out is not None:
                 raise DsrctlError("--out and --from-capture: save the plan on the server itself")
-            context = open_capture(from_capture, spec, _options(ctx).state_dir)
+            context = open_capture(from_capture, spec, root_options(ctx).state_dir)
         else:
-            context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+            context = engine.open_context(
+                spec, root_options(ctx).state_dir, root_options(ctx).platform
+            )
         context.notes.extend(notes)
         result = engine.make_plan(context)
         if out is not None:
@@ -230,7 +121,7 @@ def plan(
 
             save_plan(out, spec, context.spec.digest, context.provider.platform, result)
         if as_json:
-            _print_json(result.plan.to_json(context.spec.path))
+            print_json(result.plan.to_json(context.spec.path))
         else:
             render_plan(Output(), result.plan, context.spec.path)
             if out is not None:
@@ -239,7 +130,7 @@ def plan(
                 )
         return EXIT_CHANGES if detailed_exitcode and not result.plan.empty else 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command()
@@ -272,7 +163,7 @@ def apply(
         from dsrctl.savedplan import load_saved
 
         out = Output()
-        options = _options(ctx)
+        options = root_options(ctx)
         if confirm_timeout is not None:
             _check_confirm_timeout(confirm_timeout)
         from dsrctl.trust import require_regular
@@ -332,7 +223,7 @@ def apply(
             )
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 def _check_confirm_timeout(seconds: float) -> None:
@@ -390,14 +281,16 @@ def drift(
             # drift --fix (from cron, as root) writes what the spec says: refuse a spec
             # that others can edit; a read-only drift only notes it.
             notes = _trusted_spec(spec, "repair drift (--fix)" if fix else None)
-            context = engine.open_context(spec, _options(ctx).state_dir, _options(ctx).platform)
+            context = engine.open_context(
+                spec, root_options(ctx).state_dir, root_options(ctx).platform
+            )
             context.notes.extend(notes)
             result = engine.make_plan(context)
             run.items = engine.drift_items(result.plan)
             if fix and run.items:
                 engine.apply(context, lambda planned: True, command="dsrctl drift --fix")
                 run.fixed = True
-        except DsrctlError as exc:
+        except (DsrctlError, StateError) as exc:
             run.error = str(exc).replace("\n", " ")
             run.duration = time.perf_counter() - clock
             _report_drift(run, prometheus)
@@ -412,7 +305,7 @@ def drift(
             typer.echo(line)
             return code
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "format_version": 1,
                     "spec": context.spec.path,
@@ -431,7 +324,7 @@ def drift(
                 out.line("fixed: the drift above was repaired and verified", "green")
         return EXIT_CHANGES if run.items else 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 def _report_drift(run: Any, prometheus: str | None) -> None:
@@ -464,7 +357,7 @@ def show(
         from state.ownership import Ownership
         from state.statedir import StateDir
 
-        options = _options(ctx)
+        options = root_options(ctx)
         where = {"root": root} if root != "/" else {}
         if not os.path.isdir(root):
             raise DsrctlError(f"--root {root}: no such directory")
@@ -482,14 +375,14 @@ def show(
             "created_by_dsrctl": sorted(r for r, rec in records.items() if rec.created),
         }
         if as_json:
-            _print_json(report)
+            print_json(report)
         else:
             from dsrctl.render import Output, render_show
 
             render_show(Output(), report)
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command()
@@ -504,13 +397,13 @@ def validate(
 
         notes = _trusted_spec(spec, None)
         loaded = load_spec(spec)
-        get_provider(_options(ctx).platform).check_spec(loaded)
+        get_provider(root_options(ctx).platform).check_spec(loaded)
         for note in [*notes, *loaded.warnings]:
             typer.echo(f"! {note}")
         typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command()
@@ -526,7 +419,7 @@ def capture(
     def body() -> int:
         from providers.base import detect_platform
 
-        options = _options(ctx)
+        options = root_options(ctx)
         if (options.platform or detect_platform()) != "windows":
             raise DsrctlError(
                 "capture records netsh output: it runs on Windows hosts (or with --platform "
@@ -542,7 +435,7 @@ def capture(
         typer.echo(f"  dsrctl plan --from-capture {output} {spec}")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 def main() -> None:
@@ -566,9 +459,10 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     hint = ""
     if self.ctx is not None and self.ctx.command.get_help_option(self.ctx) is not None:
         hint = f" (see {self.ctx.command_path} {self.ctx.help_option_names[0]})"
-    message = _one_line(self.format_message())
+    message = one_line(self.format_message())
     typer.echo(f"error: {message}{hint}", err=True)
 
 
-# The change-window commands live in their own module; importing it registers them.
+# The change-window commands live in their own module; importing it registers them on
+# cli_app.app. Imported last so that --help lists them after the commands above.
 from dsrctl import cli_window  # noqa: E402,F401

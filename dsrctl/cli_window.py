@@ -1,4 +1,4 @@
-"""Change-window commands: confirm, rollback, history, import (registered on dsrctl.cli.app).
+"""Change-window commands: confirm, rollback, history, import (registered on dsrctl.cli_app.app).
 
 Thin like the rest of the CLI: every module that does the work is imported inside the
 command that needs it.
@@ -12,7 +12,15 @@ from typing import Annotated
 
 import typer
 
-from dsrctl.cli import DEFAULT_SPEC, JsonOpt, _options, _print_json, _run, app, ask_yes
+from dsrctl.cli_app import (
+    DEFAULT_SPEC,
+    JsonOpt,
+    app,
+    ask_yes,
+    print_json,
+    root_options,
+    run_command,
+)
 
 
 @app.command()
@@ -23,11 +31,11 @@ def confirm(ctx: typer.Context) -> None:
         from dsrctl.confirm import confirm as confirm_pending
         from state.statedir import StateDir
 
-        pending = confirm_pending(StateDir(_options(ctx).state_dir), "dsrctl confirm")
+        pending = confirm_pending(StateDir(root_options(ctx).state_dir), "dsrctl confirm")
         typer.echo(f"Confirmed apply {pending.txn}: the automatic revert is cancelled.")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command()
@@ -50,7 +58,7 @@ def rollback(
         from providers.base import get_provider
         from state.statedir import StateDir
 
-        options = _options(ctx)
+        options = root_options(ctx)
         state = StateDir(options.state_dir)
         out = Output()
         if dry_run:
@@ -73,7 +81,7 @@ def rollback(
         out.line(f"Rollback complete: {ids} undone, {len(planned.plan.steps)} step(s).", "green")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command()
@@ -86,7 +94,7 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         from state.journal import read_history
         from state.statedir import StateDir
 
-        state = StateDir(_options(ctx).state_dir)
+        state = StateDir(root_options(ctx).state_dir)
         state.verify()
         inflight = read_inflight(state)
         pending = read_pending(state)
@@ -124,7 +132,7 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 }
             )
         if as_json:
-            _print_json(
+            print_json(
                 {"format_version": 1, "transactions": rows, "skipped_lines": journal.problems}
             )
             return 0
@@ -150,7 +158,7 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             )
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command("import")
@@ -178,7 +186,7 @@ def import_(
         from dsrctl.errors import DsrctlError
         from providers.base import get_provider
 
-        options = _options(ctx)
+        options = root_options(ctx)
         provider = get_provider(options.platform)
         if provider.platform not in ("linux", "windows"):
             raise DsrctlError(f"import is not available on {provider.platform} yet")
@@ -224,7 +232,7 @@ def import_(
             )
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command("revert-unless-confirmed", hidden=True)
@@ -235,12 +243,12 @@ def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
         from dsrctl.confirm import revert_unless_confirmed as watch
         from state.statedir import StateDir
 
-        options = _options(ctx)
+        options = root_options(ctx)
         message = watch(StateDir(options.state_dir), txn, options.platform or "linux")
         typer.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {txn}: {message}")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
 
 
 @app.command("install-timer")
@@ -289,4 +297,4 @@ def install_timer(
             typer.echo(f"! {note}")
         return 0
 
-    raise typer.Exit(_run(ctx, body))
+    raise typer.Exit(run_command(ctx, body))
