@@ -236,7 +236,11 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         )
     linux = _parse_linux(root.table("linux"))
     vips = _parse_vips(root, linux.interface)
-    windows = parse_windows(root.table("windows"), vips) if root.has("windows") else None
+    windows = (
+        parse_windows(root.table("windows"), [vip.address for vip in vips])
+        if root.has("windows")
+        else None
+    )
     root.finish()
     warnings = tuple(
         note

@@ -14,13 +14,10 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from ipaddress import IPv4Address, IPv6Address
 
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, type_name
-
-if TYPE_CHECKING:
-    from dsrctl.spec import Vip
 
 PROFILES = ("2008+", "2003")
 DEFAULT_PROFILE = "2008+"
@@ -55,7 +52,10 @@ class WindowsSpec:
         return self.profile == "2003"
 
 
-def parse_windows(table: Table, vips: Sequence[Vip]) -> WindowsSpec:
+def parse_windows(table: Table, addresses: Sequence[IPv4Address | IPv6Address]) -> WindowsSpec:
+    """The [windows] table; ``addresses`` are the spec's VIPs (the 2003 profile takes IPv4
+    only). The VIPs come in as addresses so that this module needs nothing of dsrctl.spec,
+    which imports it."""
     profile = _parse_profile(table)
     loopback = table.string("loopback", required=True)
     problem = connection_name_problem(loopback)
@@ -78,7 +78,7 @@ def parse_windows(table: Table, vips: Sequence[Vip]) -> WindowsSpec:
     firewall = _parse_firewall(table)
     table.finish()
     if profile == "2003":
-        ipv6 = [vip.address.compressed for vip in vips if vip.version == 6]
+        ipv6 = [address.compressed for address in addresses if address.version == 6]
         if ipv6:
             raise table.error(
                 "profile",
