@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dsrctl.errors import DsrctlError, HostError
 from providers.windows import commands, parse, reader
-from providers.windows.runner import CommandResult
-
-if TYPE_CHECKING:
-    from providers.windows.host import WindowsHost
+from providers.windows.runner import CommandResult, Runner
 
 POLL_SECONDS = 0.5
 POLL_TRIES = 20  # Windows takes a moment to bind the new adapter
@@ -32,7 +29,21 @@ class CreatedAdapters:
     by_name: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def create(host: WindowsHost, name: str, devcon: str) -> None:
+class AdapterHost(Protocol):
+    """What creating and removing an adapter needs of the host (WindowsHost is one): a
+    Protocol, so that this module does not import the host module that imports it."""
+
+    runner: Runner
+    created: CreatedAdapters
+
+    def query(self, argv: commands.Argv) -> CommandResult: ...
+
+    def write(self, argv: commands.Argv) -> CommandResult: ...
+
+    def refresh(self) -> None: ...
+
+
+def create(host: AdapterHost, name: str, devcon: str) -> None:
     host.refresh()
     before = set(reader.read_adapters(host.query))
     devices_before = _devices(host, devcon)
@@ -53,7 +64,7 @@ def create(host: WindowsHost, name: str, devcon: str) -> None:
     host.created.by_name[name.lower()] = (devcon, new_devices[0])
 
 
-def remove(host: WindowsHost, name: str, devcon: str) -> None:
+def remove(host: AdapterHost, name: str, devcon: str) -> None:
     entry = host.created.by_name.pop(name.lower(), None)
     if entry is None:
         raise HostError(
@@ -65,7 +76,7 @@ def remove(host: WindowsHost, name: str, devcon: str) -> None:
     host.refresh()
 
 
-def _wait_for_adapter(host: WindowsHost, before: set[str]) -> str:
+def _wait_for_adapter(host: AdapterHost, before: set[str]) -> str:
     for attempt in range(POLL_TRIES):
         if attempt:
             time.sleep(POLL_SECONDS)
@@ -82,7 +93,7 @@ def _wait_for_adapter(host: WindowsHost, before: set[str]) -> str:
     )
 
 
-def _remove_devices(host: WindowsHost, devcon: str, instances: list[str]) -> str:
+def _remove_devices(host: AdapterHost, devcon: str, instances: list[str]) -> str:
     if not instances:
         return "no new loopback device to remove"
     failed = []
@@ -97,12 +108,12 @@ def _remove_devices(host: WindowsHost, devcon: str, instances: list[str]) -> str
     return f"removed the new loopback device again ({', '.join(instances)})"
 
 
-def _devices(host: WindowsHost, devcon: str) -> list[str]:
+def _devices(host: AdapterHost, devcon: str) -> list[str]:
     result = _devcon(host, commands.devcon_find(devcon))
     return [instance for instance, _ in parse.devcon_devices(result.output, result.command)]
 
 
-def _devcon(host: WindowsHost, argv: commands.Argv) -> CommandResult:
+def _devcon(host: AdapterHost, argv: commands.Argv) -> CommandResult:
     """devcon's exit code is its verdict: 0 done, 1 done but a reboot is needed, 2 failed,
     3 syntax error. A loopback adapter never needs a reboot, so only 0 counts."""
     result = host.runner.run(argv)
