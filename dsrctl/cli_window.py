@@ -89,9 +89,9 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Past applies and rollbacks: time, user, spec digest, result."""
 
     def body() -> int:
-        from dsrctl.confirm import read_pending
-        from dsrctl.recovery import read_inflight
+        from state.inflight import read_inflight
         from state.journal import read_history
+        from state.pending import read_pending
         from state.statedir import StateDir
 
         state = StateDir(root_options(ctx).state_dir)

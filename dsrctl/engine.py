@@ -13,25 +13,30 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsrctl.errors import (
+    REPORTED,
     AbortedByUser,
     ApplyFailed,
     DsrctlError,
     PrivilegeError,
+    StateError,
+    StatePermissionError,
     VerificationError,
+    nothing_changed,
 )
 from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, planner_for
 from dsrctl.spec import Spec, load_spec
 from providers.base import Provider, get_provider
+from state.inflight import clear_inflight, mark_inflight
 from state.journal import Journal, append_record
 from state.lock import ApplyLock
 from state.ownership import Ownership
 from state.statedir import StateDir
 
 if TYPE_CHECKING:
-    from dsrctl.confirm import Pending
-    from dsrctl.recovery import Inflight
+    from state.inflight import Inflight
+    from state.pending import Pending
 
 
 @dataclass
@@ -53,7 +58,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     try:
         ownership = Ownership.load(state.ownership_file)
         notes += screen_ownership(ownership, spec)
-    except PrivilegeError as exc:
+    except (PrivilegeError, StatePermissionError) as exc:
         # plan and drift stay useful read-only; apply re-reads the records as root.
         ownership = Ownership()
         notes.append(
@@ -167,7 +172,7 @@ def apply(
                 append_record(
                     ctx.state_dir.journal_file, dead.txn, "end", result="applied", recovered=True
                 )
-                recovery.clear_inflight(ctx.state_dir, dead.txn)
+                clear_inflight(ctx.state_dir, dead.txn)
             return ApplyOutcome(plan, 0, notes=notes)
         if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")
@@ -204,8 +209,8 @@ def _run_apply(
     after = next_ownership(ctx.ownership, result)
     try:
         staged = after.stage(ctx.state_dir.ownership_file)
-    except DsrctlError as exc:
-        raise type(exc)(f"{exc}; nothing was changed") from None
+    except REPORTED as exc:
+        raise nothing_changed(exc) from None
     journal = Journal(ctx.state_dir.journal_file)
     try:
         txn = journal.begin(
@@ -218,13 +223,13 @@ def _run_apply(
             steps=len(plan.steps),
             ownership_before=ctx.ownership.to_json(),
         )
-    except DsrctlError as exc:
+    except REPORTED as exc:
         journal.close()
         staged.discard()
-        raise type(exc)(f"{exc}; nothing was changed") from None
+        raise nothing_changed(exc) from None
     pending: Pending | None = None
     try:
-        recovery.mark_inflight(ctx.state_dir, txn, "apply", command)
+        mark_inflight(ctx.state_dir, txn, "apply", command)
         if confirm_timeout is not None:
             # Armed before the first change: an apply killed at any moment after it
             # (with its SSH session) is still reverted at the deadline.
@@ -234,8 +239,8 @@ def _run_apply(
         journal.close()
         staged.discard()
         _forget_run(ctx, txn)
-        if isinstance(exc, DsrctlError):
-            raise type(exc)(f"{exc}; nothing was changed") from None
+        if isinstance(exc, REPORTED):
+            raise nothing_changed(exc) from None
         raise
     try:
         from dsrctl.executor import execute, terminate_as_interrupt
@@ -268,7 +273,7 @@ def _run_apply(
     if dead is not None:
         try:
             _supersede(ctx, txn, dead.txn)
-        except DsrctlError as exc:
+        except REPORTED as exc:
             notes.append(f"could not record that this apply completed {dead.txn}: {exc}")
     outcome = ApplyOutcome(plan, executed.steps, txn=txn, notes=notes, pending=pending)
     if pending is not None:
@@ -282,7 +287,7 @@ def _run_apply(
             "`dsrctl apply` again to seal it"
         )
     else:
-        recovery.clear_inflight(ctx.state_dir, txn)
+        clear_inflight(ctx.state_dir, txn)
     return outcome
 
 
@@ -299,7 +304,7 @@ def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[s
     """The operator's window starts when the apply has finished: move the deadline."""
     import dataclasses
 
-    from dsrctl.confirm import write_pending
+    from state.pending import write_pending
 
     extended = dataclasses.replace(pending, deadline=time.time() + seconds)
     try:
@@ -307,7 +312,7 @@ def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[s
         append_record(
             ctx.state_dir.journal_file, pending.txn, "pending", deadline=extended.deadline
         )
-    except (OSError, DsrctlError) as exc:
+    except (OSError, DsrctlError, StateError) as exc:
         notes.append(f"could not move the confirmation deadline ({exc}); it stays at the first")
         return pending
     return extended
@@ -317,13 +322,12 @@ def _forget_run(ctx: Context, txn: str, keep_pending: bool = False) -> None:
     """Remove the markers of a run that ended (best effort: unlinking needs no space)."""
     import contextlib
 
-    from dsrctl import recovery
-    from dsrctl.confirm import clear_pending
+    from state.pending import clear_pending
 
-    with contextlib.suppress(OSError, DsrctlError):
-        recovery.clear_inflight(ctx.state_dir, txn)
+    with contextlib.suppress(OSError, DsrctlError, StateError):
+        clear_inflight(ctx.state_dir, txn)
     if not keep_pending:
-        with contextlib.suppress(OSError, DsrctlError):
+        with contextlib.suppress(OSError, DsrctlError, StateError):
             clear_pending(ctx.state_dir, txn)
 
 
@@ -403,7 +407,6 @@ def _log(message: str, severity: str = "notice") -> None:
 
 def _supersede(ctx: Context, by: str, dead: str) -> None:
     append_record(ctx.state_dir.journal_file, by, "superseded", target=dead)
-    from dsrctl.recovery import clear_inflight
 
     clear_inflight(ctx.state_dir, dead)
 

@@ -4,13 +4,33 @@ Every error the user can cause or meet derives from :class:`DsrctlError`. The CL
 each class to a one-line message on stderr and an exit code in a single place
 (``dsrctl.cli``); a traceback is printed only with ``--debug``.
 
-This module is imported by ``providers/`` and ``state/`` too, so it must stay free of
-typer and rich.
+This module is imported by ``providers/`` too (until they have errors of their own), so
+it must stay free of typer and rich.
 """
 
 from __future__ import annotations
 
 import json
+
+# The state directory's errors are its own (state/ imports nothing from dsrctl); they are
+# reported like dsrctl's: REPORTED is what the CLI turns into one line and an exit code.
+from state.errors import LockError, StateError, StatePermissionError
+
+__all__ = [
+    "MISSING",
+    "REPORTED",
+    "AbortedByUser",
+    "ApplyFailed",
+    "DsrctlError",
+    "HostError",
+    "LockError",
+    "PrivilegeError",
+    "SpecError",
+    "StateError",
+    "StatePermissionError",
+    "VerificationError",
+    "toml_literal",
+]
 
 
 class DsrctlError(Exception):
@@ -38,14 +58,6 @@ class PrivilegeError(DsrctlError):
 
 class HostError(DsrctlError):
     """The host refused or failed an operation: the message carries what the kernel said."""
-
-
-class LockError(DsrctlError):
-    """Another dsrctl run holds the lock: wait for it, or check the named holder."""
-
-
-class StateError(DsrctlError):
-    """The state directory is unusable or its records are corrupt: check the named file."""
 
 
 class VerificationError(DsrctlError):
@@ -120,3 +132,14 @@ class _Missing:
 
 _MISSING = _Missing()
 MISSING: object = _MISSING
+
+
+# Every error the CLI reports in one line (a bug is any other exception).
+REPORTED: tuple[type[Exception], ...] = (DsrctlError, StateError)
+
+
+def nothing_changed(exc: Exception) -> Exception:
+    """``exc`` with "; nothing was changed" added to its message: said by every failure
+    that stops a transaction before its first change."""
+    exc.args = (f"{exc}; nothing was changed",)
+    return exc

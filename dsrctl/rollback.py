@@ -15,11 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.errors import AbortedByUser, DsrctlError, StateError, VerificationError
+from dsrctl.errors import (
+    REPORTED,
+    AbortedByUser,
+    DsrctlError,
+    StateError,
+    VerificationError,
+    nothing_changed,
+)
 from dsrctl.plan import Plan
-from dsrctl.recovery import clear_inflight, read_inflight
 from dsrctl.steps import Step, step_from_record
 from providers.base import Provider
+from state.inflight import clear_inflight, mark_inflight, read_inflight
 from state.journal import Journal, Transaction, transactions
 from state.lock import ApplyLock
 from state.ownership import Ownership
@@ -145,10 +152,10 @@ def run_rollback(
 def execute_rollback(
     state: StateDir, provider: Provider, planned: RollbackPlan, command: str
 ) -> None:
-    from dsrctl.confirm import clear_pending, read_pending
     from dsrctl.executor import execute, terminate_as_interrupt
     from dsrctl.monitoring import log
-    from dsrctl.recovery import current_user, mark_inflight
+    from dsrctl.recovery import current_user
+    from state.pending import clear_pending, read_pending
 
     steps = list(planned.plan.steps)
     targets_wanted = _final_values(steps)
@@ -163,8 +170,8 @@ def execute_rollback(
             if before is not None
             else None
         )
-    except DsrctlError as exc:
-        raise type(exc)(f"{exc}; nothing was changed") from None
+    except REPORTED as exc:
+        raise nothing_changed(exc) from None
     journal = Journal(state.journal_file)
     try:
         txn = journal.begin(
@@ -181,8 +188,8 @@ def execute_rollback(
         journal.close()
         if staged is not None:
             staged.discard()
-        if isinstance(exc, DsrctlError):
-            raise type(exc)(f"{exc}; nothing was changed") from None
+        if isinstance(exc, REPORTED):
+            raise nothing_changed(exc) from None
         raise
 
     def commit() -> None:

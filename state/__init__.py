@@ -1,6 +1,6 @@
 """The state directory: ownership records, the write-ahead journal and the apply lock.
 
-Nothing here imports typer or rich; errors are dsrctl.errors classes.
+It imports nothing from dsrctl or providers; its errors are its own (state.errors).
 """
 
 from state.journal import Journal

@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl.errors import PrivilegeError, StateError
+from state.errors import StateError, StatePermissionError
 from state.safefile import write_all
 from state.statedir import open_state_file, read_state_file
 
@@ -66,7 +66,7 @@ class Journal:
         try:
             self._fd = open_state_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         except PermissionError:
-            raise PrivilegeError(
+            raise StatePermissionError(
                 f"cannot open journal {self.path}: permission denied (run as root)"
             ) from None
         except OSError as exc:

@@ -15,7 +15,7 @@ import sys
 import time
 from types import TracebackType
 
-from dsrctl.errors import LockError, PrivilegeError, StateError
+from state.errors import LockError, StateError, StatePermissionError
 from state.safefile import write_all
 from state.statedir import open_state_file
 
@@ -33,7 +33,7 @@ class ApplyLock:
             # Never through a link: the holder truncates and rewrites this file as root.
             fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
         except PermissionError:
-            raise PrivilegeError(
+            raise StatePermissionError(
                 f"cannot open lock file {self.path}: permission denied (run as root)"
             ) from None
         except OSError as exc:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dsrctl.errors import PrivilegeError, StateError
+from state.errors import StateError, StatePermissionError
 from state.safefile import Staged, stage
 from state.statedir import read_state_file
 
@@ -60,8 +60,8 @@ class Ownership:
     def load(cls, path: str) -> Ownership:
         try:
             data = read_state_file(path)
-        except PrivilegeError:
-            raise PrivilegeError(
+        except StatePermissionError:
+            raise StatePermissionError(
                 f"cannot read ownership records {path}: permission denied"
             ) from None
         if data is None:

@@ -16,7 +16,7 @@ import stat
 import sys
 from dataclasses import dataclass
 
-from dsrctl.errors import PrivilegeError, StateError
+from state.errors import StateError, StatePermissionError
 from state.safefile import fsync_directory, open_no_follow, write_atomic
 
 __all__ = [
@@ -92,7 +92,7 @@ class StateDir:
                 f"{_FIX_STATE_DIR}"
             ) from None
         except PermissionError:
-            raise PrivilegeError(
+            raise StatePermissionError(
                 f"cannot read state directory {self.path}: permission denied (run as root)"
             ) from None
         if not stat.S_ISDIR(info.st_mode):
@@ -159,7 +159,7 @@ def read_state_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        raise PrivilegeError(f"cannot read {path}: permission denied (run as root)") from None
+        raise StatePermissionError(f"cannot read {path}: permission denied (run as root)") from None
     except OSError as exc:
         raise StateError(f"cannot read state file {path}: {_reason(exc)}") from None
     try:

@@ -132,7 +132,7 @@ def test_state_dir_is_created_private(tmp_path: Path) -> None:
 def test_a_dead_or_zombie_or_reused_pid_is_not_alive() -> None:
     import time
 
-    from dsrctl.recovery import process_alive, process_token
+    from state.process import process_alive, process_token
 
     assert process_alive(os.getpid(), process_token(os.getpid()))
     child = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -41,7 +41,7 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def wait_gone(pid: int) -> bool:
-    from dsrctl.recovery import process_alive
+    from state.process import process_alive
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
