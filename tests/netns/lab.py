@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import _REASON, SPEC, Netns, NetnsFactory, sh
+from tests.netns.namespaces import SPEC, UNAVAILABLE, Netns, NetnsFactory, sh
 
 VIP4 = "192.0.2.100"
 VIP6 = "2001:db8::100"
@@ -117,8 +117,8 @@ _ports = itertools.count(20000)
 
 def missing_tools() -> str | None:
     """Why the lab cannot be built here, or None."""
-    if _REASON is not None:
-        return _REASON
+    if UNAVAILABLE is not None:
+        return UNAVAILABLE
     for tool in ("nft", "arping"):
         if shutil.which(tool) is None:
             return f"needs {tool}"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import SPEC, Netns, NetnsFactory, write_spec
+from tests.netns.namespaces import SPEC, Netns, NetnsFactory, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "contrib" / "ansible" / "library"

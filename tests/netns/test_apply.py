@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.netns.conftest import Netns, write_spec
+from tests.netns.namespaces import Netns, write_spec
 
 # Spelled unusually on purpose (upper-case IPv6): the spec is canonicalised.
 SPEC = """

@@ -10,7 +10,7 @@ import sys
 import time
 
 from state.journal import read_journal
-from tests.netns.conftest import SPEC, Netns, NetnsFactory, snapshot, sysctl_file, write_spec
+from tests.netns.namespaces import SPEC, Netns, NetnsFactory, snapshot, sysctl_file, write_spec
 
 
 def test_plan_is_read_only_and_shows_markers(netns: Netns) -> None:

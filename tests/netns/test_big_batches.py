@@ -12,7 +12,7 @@ import ipaddress
 import json
 import sys
 
-from tests.netns.conftest import Netns, write_spec
+from tests.netns.namespaces import Netns, write_spec
 
 V4 = ipaddress.IPv4Address("198.18.0.0")
 V6 = ipaddress.IPv6Address("2001:db8::")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import SPEC, Netns, snapshot, sysctl_file, write_spec
+from tests.netns.namespaces import SPEC, Netns, snapshot, sysctl_file, write_spec
 
 # Step groups of SPEC's apply on a fresh namespace, in order: arp_ignore, arp_announce,
 # the two VIPs (one netlink batch), the sysctl file.

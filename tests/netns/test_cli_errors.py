@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.netns.conftest import SPEC, Netns, snapshot, sysctl_file, write_spec
+from tests.netns.namespaces import SPEC, Netns, snapshot, sysctl_file, write_spec
 
 NOBODY = 65534
 

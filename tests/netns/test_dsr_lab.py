@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.netns.conftest import Netns, NetnsFactory, write_spec
 from tests.netns.lab import (
     SERVER_SPEC,
     VIP4,
@@ -30,6 +29,7 @@ from tests.netns.lab import (
     dsrctl_env,
     next_ports,
 )
+from tests.netns.namespaces import Netns, NetnsFactory, write_spec
 
 SERVERS = ("rs1", "rs2")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import Netns
+from tests.netns.namespaces import Netns
 
 VIPS = 300
 

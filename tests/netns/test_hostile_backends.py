@@ -39,8 +39,8 @@ from providers.linux.persist import (
     networkmanager,
     systemd_unit,
 )
-from tests.netns.conftest import Netns, NetnsFactory, sh, write_spec
-from tests.netns.test_persist_reboot import NM_READ, networkd_in
+from tests.netns.namespaces import Netns, NetnsFactory, sh, write_spec
+from tests.netns.reboot import NM_READ, networkd_in
 from tests.persist_roots import netplan_generate, netplan_root, write
 
 # systemd ends a line at \n, \r and NUL; YAML 1.1 also at NEL and U+2028.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import SPEC, Netns, write_spec
+from tests.netns.namespaces import SPEC, Netns, write_spec
 
 parser = pytest.importorskip("prometheus_client.parser")
 

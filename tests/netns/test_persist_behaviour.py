@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.netns.conftest import Netns, write_spec
-from tests.netns.test_persist_reboot import spec_text
+from tests.netns.namespaces import Netns, write_spec
+from tests.netns.reboot import spec_text
 from tests.persist_roots import (
     NM_LO,
     enable,

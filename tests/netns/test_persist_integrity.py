@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import Netns, write_spec
-from tests.netns.test_persist_reboot import VIPS, spec_text
+from tests.netns.namespaces import Netns, write_spec
+from tests.netns.reboot import VIPS, spec_text
 from tests.persist_roots import (
     dpkg_installed,
     enable,

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.netns.conftest import SPEC, Netns, write_spec
+from tests.netns.namespaces import SPEC, Netns, write_spec
 
 ADMIN = "# the admin's own file\nvm.swappiness = 10\n"
 

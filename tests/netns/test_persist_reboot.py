@@ -23,17 +23,20 @@ Then ``dsrctl drift`` in the fresh namespace must exit 0, having exited 2 before
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import Netns, NetnsFactory, sh, write_spec
+from tests.netns.namespaces import NetnsFactory, sh
+from tests.netns.reboot import (
+    NM_READ,
+    VIPS,
+    apply_once,
+    assert_in_sync,
+    networkd_in,
+    reboot,
+)
 from tests.persist_roots import (
     NM_LO,
     ifupdown_root,
@@ -43,49 +46,6 @@ from tests.persist_roots import (
     nm_root,
     systemd_root,
 )
-
-VIPS = {
-    "192.0.2.100": 'address = "192.0.2.100"\nlabel = "lo:1"\n',
-    "198.18.0.1": 'address = "198.18.0.1"\n',
-    "2001:db8::100": 'address = "2001:db8::100"\n',
-}
-NETWORKD = next(
-    p
-    for p in ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd")
-    if os.path.exists(p)
-)
-
-
-def spec_text(root: Path, vips: list[str], addresses: str = "auto") -> str:
-    tables = "".join(f"[[vip]]\n{VIPS[vip]}" for vip in vips)
-    return f'version = 1\n{tables}\n[linux.persist]\nroot = "{root}"\naddresses = "{addresses}"\n'
-
-
-def apply_once(
-    make_netns: NetnsFactory, root: Path, vips: list[str], addresses: str = "auto"
-) -> Path:
-    """Apply (twice: the second run changes nothing) in a first namespace; the spec."""
-    server = make_netns("server")
-    spec = write_spec(server, spec_text(root, vips, addresses))
-    applied = server.dsrctl("apply", "--auto-approve", str(spec))
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    again = server.dsrctl("apply", "--auto-approve", str(spec))
-    assert "No changes." in again.stdout, again.stdout
-    return spec
-
-
-def reboot(make_netns: NetnsFactory, spec: Path, root: Path, lo_up: bool = True) -> Netns:
-    """A fresh namespace in which systemd-sysctl has run: the ARP keys, but no VIP yet."""
-    rebooted = make_netns("rebooted", lo_up=lo_up)
-    assert rebooted.dsrctl("drift", str(spec)).returncode == 2  # nothing came back by itself
-    rebooted.run("sysctl", "-q", "-p", str(root / "etc/sysctl.d/90-dsrctl.conf"))
-    return rebooted
-
-
-def assert_in_sync(ns: Netns, spec: Path) -> None:
-    drift = ns.dsrctl("drift", str(spec))
-    assert drift.returncode == 0, drift.stdout + drift.stderr
-    assert drift.stdout.rstrip().endswith(f"in sync: the host matches {spec}")
 
 
 def test_systemd_unit_comes_back(make_netns: NetnsFactory, tmp_path: Path) -> None:
@@ -102,38 +62,6 @@ def test_systemd_unit_comes_back(make_netns: NetnsFactory, tmp_path: Path) -> No
         if line.startswith("ExecStart="):
             rebooted.run(*shlex.split(line.removeprefix("ExecStart=")))
     assert_in_sync(rebooted, spec)
-
-
-@contextmanager
-def networkd_in(ns: Netns, binds: dict[str, Path], wanted: list[str]) -> Iterator[None]:
-    """The real systemd-networkd in ``ns`` with config directories from ``binds``."""
-    script = ["set -e", "mount -o remount,bind,ro /sys", "mount -t tmpfs tmpfs /run/systemd"]
-    script += ["if [ -d /run/dbus ]; then mount -t tmpfs tmpfs /run/dbus; fi"]
-    script += ["mkdir -p /run/systemd/netif /run/systemd/network"]
-    script += ["chown systemd-network:systemd-network /run/systemd/netif"]
-    script += [f"mount --bind {shlex.quote(str(src))} {target}" for target, src in binds.items()]
-    script += [f"exec {NETWORKD}"]
-    command = ["ip", "netns", "exec", ns.name, "unshare", "--mount", "--propagation", "private"]
-    process = subprocess.Popen(
-        [*command, "sh", "-c", "; ".join(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "SYSTEMD_LOG_TARGET": "console"},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not all(vip in ns.addresses() for vip in wanted):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(
-                    f"networkd did not configure {wanted}:\n{process.communicate()[0]}"
-                )
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
 
 
 def test_networkd_dropin_comes_back_with_the_operators_own_file(
@@ -197,34 +125,6 @@ def test_ifupdown_stanzas_come_back_with_ifup(make_netns: NetnsFactory, tmp_path
     )
     rebooted.run("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
     assert_in_sync(rebooted, spec)
-
-
-NM_READ = """
-import json, sys
-import gi
-gi.require_version("NM", "1.0")
-from gi.repository import GLib, NM
-data = open(sys.argv[1], "rb").read()
-keyfile = GLib.KeyFile.new()
-keyfile.load_from_data(data.decode(), len(data), GLib.KeyFileFlags.NONE)
-warnings = []
-def handler(keyfile, connection, kind, info, *_):
-    if kind == NM.KeyfileHandlerType.WARN:
-        warnings.append(info.warn_get()[0])
-    return False
-connection = NM.keyfile_read(keyfile, "/etc/NetworkManager/system-connections",
-                             NM.KeyfileHandlerFlags.NONE, handler, None)
-connection.normalize()
-connection.verify()
-ip4 = connection.get_setting_ip4_config()
-addresses = [ip4.get_address(i) for i in range(ip4.get_num_addresses())]
-print(json.dumps({
-    "warnings": warnings,
-    "type": connection.get_connection_type(),
-    "uuid": connection.get_uuid(),
-    "ipv4": [f"{a.get_address()}/{a.get_prefix()}" for a in addresses],
-}))
-"""
 
 
 @pytest.mark.parametrize("method", ["manual", "auto"])

@@ -18,8 +18,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.netns.conftest import Netns, NetnsFactory, sh
-from tests.netns.test_persist_reboot import (
+from tests.netns.namespaces import Netns, NetnsFactory, sh
+from tests.netns.reboot import (
     NM_READ,
     VIPS,
     apply_once,
@@ -123,8 +123,8 @@ def test_ifcfg_aliases_come_back(make_netns: NetnsFactory, tmp_path: Path) -> No
 
 
 def test_ifcfg_refuses_ipv6_vips_before_anything_changes(netns: Netns, tmp_path: Path) -> None:
-    from tests.netns.conftest import write_spec
-    from tests.netns.test_persist_reboot import spec_text
+    from tests.netns.namespaces import write_spec
+    from tests.netns.reboot import spec_text
 
     root = ifcfg_root(tmp_path / "root")
     spec = write_spec(netns, spec_text(root, ["198.18.0.1", "2001:db8::100"]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.netns.conftest import Netns, write_spec
-from tests.netns.test_persist_reboot import spec_text
+from tests.netns.namespaces import Netns, write_spec
+from tests.netns.reboot import spec_text
 from tests.persist_roots import dpkg_installed, ifcfg_root, nm_root, write
 
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.netns.conftest import Netns
+from tests.netns.namespaces import Netns
 
 READ_BOTH = r"""
 import json, socket

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from tests.windows.conftest import FakeWindows
+from tests.windows.fake_host import FakeWindows
 
 OFFLINE = {"PATH": os.defpath, "DSRCTL_FAKE_WINDOWS": "/nonexistent"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.windows.conftest import SPEC, FakeWindows, host_state
+from tests.windows.fake_host import SPEC, FakeWindows, host_state
 
 WITH_DEVCON = SPEC.replace('uplinks = ["LAN"]', 'uplinks = ["LAN"]\ndevcon = "devcon"')
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.windows.conftest import SPEC, FakeWindows
+from tests.windows.fake_host import SPEC, FakeWindows
 
 
 def test_plan_is_read_only_then_apply_converges(win: FakeWindows) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from tests.windows.conftest import SPEC, FakeWindows
+from tests.windows.fake_host import SPEC, FakeWindows
 
 
 def test_capture_then_review_the_plan_without_the_server(win: FakeWindows) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.windows.conftest import SPEC, SPEC_2003, FakeWindows, host_state
+from tests.windows.fake_host import SPEC, SPEC_2003, FakeWindows, host_state
 
 
 def test_2003_profile_apply_and_manual_metric(win: FakeWindows) -> None:

@@ -3,7 +3,7 @@ a fake that accepts anything would test nothing."""
 
 from __future__ import annotations
 
-from tests.windows.conftest import FakeWindows
+from tests.windows.fake_host import FakeWindows
 
 SYNTAX = "The syntax supplied for this command is not valid. Check help for the correct syntax."
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from providers.windows import parse
-from tests.windows.conftest import FakeWindows, host_state
+from tests.windows.fake_host import FakeWindows, host_state
 
 VIPS = ["192.0.2.100", "198.18.0.100", "2001:db8::100"]
 

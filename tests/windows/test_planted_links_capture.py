@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from tests.netns.test_planted_links import Victim, assert_links_intact, give_to_nobody, plant
-from tests.windows.conftest import FakeWindows
+from tests.planted_links import Victim, assert_links_intact, give_to_nobody, plant
+from tests.windows.fake_host import FakeWindows
 
 
 def test_capture_never_writes_through_planted_links(win: FakeWindows) -> None:
