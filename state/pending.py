@@ -4,18 +4,12 @@ start time of that pid, so that a watchdog ended by a reboot or kill is noticed)
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from state.errors import StateError, StatePermissionError
+from state.marker import Fields, read_marker, remove_marker, write_marker
 from state.process import boot_id, process_alive
-from state.safefile import write_atomic
-from state.statedir import StateDir, read_state_file
+from state.statedir import StateDir
 
 
 @dataclass(frozen=True)
@@ -35,22 +29,19 @@ class Pending:
         return f"apply {self.txn} is waiting for `dsrctl confirm` until {when}"
 
 
+_FIELDS: Fields = {
+    "txn": ((str,), True),
+    "deadline": ((int, float), True),
+    "watchdog_pid": ((int,), False),
+    "platform": ((str,), False),
+    "watchdog": ((str,), False),
+}
+
+
 def read_pending(state: StateDir) -> Pending | None:
-    try:
-        data = read_state_file(state.pending_file)
-    except StatePermissionError:
+    record = read_marker(state.pending_file, _FIELDS, "an apply waiting for `dsrctl confirm`")
+    if record is None:
         return None
-    if data is None:
-        return None
-    try:
-        record = json.loads(data)
-    except (ValueError, RecursionError):
-        record = None
-    if not _valid_pending(record):
-        raise StateError(
-            f"{state.pending_file} is corrupt: it should name an apply waiting for "
-            "`dsrctl confirm`; check `dsrctl history`, then remove the file"
-        )
     return Pending(
         txn=record["txn"],
         deadline=float(record["deadline"]),
@@ -60,40 +51,20 @@ def read_pending(state: StateDir) -> Pending | None:
     )
 
 
-def _valid_pending(record: Any) -> bool:
-    def has(name: str, types: tuple[type, ...], required: bool = False) -> bool:
-        value = record.get(name)
-        if value is None:
-            return not required
-        return not isinstance(value, bool) and isinstance(value, types)
-
-    return (
-        isinstance(record, dict)
-        and has("txn", (str,), required=True)
-        and has("deadline", (int, float), required=True)
-        and math.isfinite(record["deadline"])
-        and has("watchdog_pid", (int,))
-        and has("platform", (str,))
-        and has("watchdog", (str,))
-    )
-
-
 def write_pending(state: StateDir, pending: Pending) -> None:
-    data = {
-        "txn": pending.txn,
-        "deadline": pending.deadline,
-        "watchdog_pid": pending.watchdog_pid,
-        "platform": pending.platform,
-        "watchdog": pending.watchdog,
-    }
-    try:
-        write_atomic(state.pending_file, json.dumps(data).encode() + b"\n", 0o600)
-    except OSError as exc:
-        raise StateError(f"cannot write {state.pending_file}: {exc.strerror}") from None
+    write_marker(
+        state.pending_file,
+        {
+            "txn": pending.txn,
+            "deadline": pending.deadline,
+            "watchdog_pid": pending.watchdog_pid,
+            "platform": pending.platform,
+            "watchdog": pending.watchdog,
+        },
+    )
 
 
 def clear_pending(state: StateDir, txn: str) -> None:
     current = read_pending(state)
     if current is not None and current.txn == txn:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(state.pending_file)
+        remove_marker(state.pending_file)

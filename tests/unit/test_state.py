@@ -147,3 +147,28 @@ def test_a_dead_or_zombie_or_reused_pid_is_not_alive() -> None:
     assert not process_alive(child.pid)
     # Same pid, another start time: a reused pid is not the run that wrote the marker.
     assert not process_alive(os.getpid(), "1")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("inflight.json", '{"txn": "t", "pid": "12"}'),
+        ("inflight.json", '{"txn": "t", "pid": true}'),
+        ("inflight.json", "[1, 2, 3]"),
+        ("inflight.json", '{"txn": "t"'),
+        ("pending-confirm.json", '{"txn": "t", "deadline": NaN}'),
+        ("pending-confirm.json", '{"txn": "t", "deadline": "soon"}'),
+        ("pending-confirm.json", '{"deadline": 1}'),
+    ],
+)
+def test_markers_are_read_strictly(tmp_path: Path, name: str, text: str) -> None:
+    from state.errors import StateError
+    from state.inflight import read_inflight
+    from state.pending import read_pending
+
+    state = StateDir(str(tmp_path))
+    (tmp_path / name).write_text(text)
+    (tmp_path / name).chmod(0o600)
+    read = read_inflight if name == "inflight.json" else read_pending
+    with pytest.raises(StateError, match=f"{name} is corrupt"):
+        read(state)
