@@ -26,7 +26,7 @@ from dsrctl.cli_app import (
     root_options,
     run_command,
 )
-from dsrctl.errors import DsrctlError, StateError
+from dsrctl.errors import DsrctlError, ProviderError, StateError
 from state.statedir import DEFAULT_STATE_DIR
 
 EXIT_CHANGES = 2
@@ -290,7 +290,7 @@ def drift(
             if fix and run.items:
                 engine.apply(context, lambda planned: True, command="dsrctl drift --fix")
                 run.fixed = True
-        except (DsrctlError, StateError) as exc:
+        except (DsrctlError, ProviderError, StateError) as exc:
             run.error = str(exc).replace("\n", " ")
             run.duration = time.perf_counter() - clock
             _report_drift(run, prometheus)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from dsrctl import DEFAULT_SPEC_PATH, __version__
-from dsrctl.errors import DsrctlError, StateError
+from dsrctl.errors import DsrctlError, ProviderError, StateError
 from state.statedir import DEFAULT_STATE_DIR
 
 DEFAULT_SPEC = DEFAULT_SPEC_PATH
@@ -85,7 +85,7 @@ def run_command(ctx: typer.Context, body: Callable[[], T]) -> T:
     options = root_options(ctx)
     try:
         return body()
-    except (DsrctlError, StateError) as exc:  # dsrctl.errors.REPORTED
+    except (DsrctlError, ProviderError, StateError) as exc:  # dsrctl.errors.REPORTED
         if options.debug:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)

@@ -18,6 +18,7 @@ from dsrctl.errors import (
     ApplyFailed,
     DsrctlError,
     PrivilegeError,
+    ProviderError,
     StateError,
     StatePermissionError,
     VerificationError,
@@ -312,7 +313,7 @@ def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[s
         append_record(
             ctx.state_dir.journal_file, pending.txn, "pending", deadline=extended.deadline
         )
-    except (OSError, DsrctlError, StateError) as exc:
+    except (OSError, DsrctlError, ProviderError, StateError) as exc:
         notes.append(f"could not move the confirmation deadline ({exc}); it stays at the first")
         return pending
     return extended
@@ -324,10 +325,10 @@ def _forget_run(ctx: Context, txn: str, keep_pending: bool = False) -> None:
 
     from state.pending import clear_pending
 
-    with contextlib.suppress(OSError, DsrctlError, StateError):
+    with contextlib.suppress(OSError, DsrctlError, ProviderError, StateError):
         clear_inflight(ctx.state_dir, txn)
     if not keep_pending:
-        with contextlib.suppress(OSError, DsrctlError, StateError):
+        with contextlib.suppress(OSError, DsrctlError, ProviderError, StateError):
             clear_pending(ctx.state_dir, txn)
 
 

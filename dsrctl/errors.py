@@ -1,10 +1,13 @@
 """The one exception hierarchy of dsrctl.
 
-Every error the user can cause or meet derives from :class:`DsrctlError`. The CLI maps
-each class to a one-line message on stderr and an exit code in a single place
-(``dsrctl.cli``); a traceback is printed only with ``--debug``.
+Every error the user can cause or meet derives from :class:`DsrctlError`, or from the
+roots of the ground floor's own errors: :class:`ProviderError` (``providers/errors.py``:
+``HostError``, ``PrivilegeError``, re-exported here) and :class:`StateError`
+(``state/errors.py``). ``REPORTED`` names the three; the CLI maps each class to a
+one-line message on stderr and an exit code in a single place (``dsrctl.cli_app``); a
+traceback is printed only with ``--debug``.
 
-This module is imported by ``providers/`` too (until they have errors of their own), so
+This module is still imported by ``providers/`` (``SpecError`` from ``check_spec``), so
 it must stay free of typer and rich.
 """
 
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import json
 
-# The state directory's errors are its own (state/ imports nothing from dsrctl); they are
-# reported like dsrctl's: REPORTED is what the CLI turns into one line and an exit code.
+# The providers' and the state directory's errors are their own (providers/ and state/
+# import nothing from dsrctl); they are reported like dsrctl's: REPORTED is what the CLI
+# turns into one line and an exit code.
+from providers.errors import HostError, PrivilegeError, ProviderError
 from state.errors import LockError, StateError, StatePermissionError
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "HostError",
     "LockError",
     "PrivilegeError",
+    "ProviderError",
     "SpecError",
     "StateError",
     "StatePermissionError",
@@ -50,14 +56,6 @@ class SpecError(DsrctlError):
         shown = _show_value(value)
         where = f"{path}: {key}" if key else path
         super().__init__(f"{where} = {shown}: {reason}" if shown else f"{where}: {reason}")
-
-
-class PrivilegeError(DsrctlError):
-    """The command needs privileges it does not have: run it as root (or with CAP_NET_ADMIN)."""
-
-
-class HostError(DsrctlError):
-    """The host refused or failed an operation: the message carries what the kernel said."""
 
 
 class VerificationError(DsrctlError):
@@ -135,7 +133,7 @@ MISSING: object = _MISSING
 
 
 # Every error the CLI reports in one line (a bug is any other exception).
-REPORTED: tuple[type[Exception], ...] = (DsrctlError, StateError)
+REPORTED: tuple[type[Exception], ...] = (DsrctlError, ProviderError, StateError)
 
 
 def nothing_changed(exc: Exception) -> Exception:

@@ -10,7 +10,7 @@ and names them: a plan that cannot say what apply would write is no plan, and a 
 backend that cannot work on this host or cannot keep a VIP exactly as dsrctl adds it.
 
 Everything the backends render is given as seen from ``linux.persist.root`` and mapped
-to paths on this host here, by dsrctl.model.under_root (normalised, ".." refused, links
+to paths on this host here, by providers.model.under_root (normalised, ".." refused, links
 in parent directories followed inside the root, never on this host); the resource ids
 carry the host path. The root is a spec key,
 not a command-line option, because it decides which files the resources are: plan,

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from dsrctl import DEFAULT_SPEC_PATH
-from dsrctl.errors import DsrctlError
+from dsrctl.errors import DsrctlError, ProviderError
 from dsrctl.model import FileState
 from providers.linux import files as host_files
 
@@ -181,7 +181,7 @@ def _write(path: str, text: str) -> str:
 def _current_link(path: str) -> str | None:
     try:
         return host_files.read_symlink(path)
-    except DsrctlError:
+    except ProviderError:
         return None  # a file or directory stands there: replaced by the link
 
 

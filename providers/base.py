@@ -7,8 +7,8 @@ import sys
 from abc import ABC, abstractmethod
 from typing import Any
 
-from dsrctl.errors import DsrctlError
-from dsrctl.model import HostState, ReadScope
+from providers.errors import ProviderError
+from providers.model import HostState, ReadScope
 
 
 class Provider(ABC):
@@ -35,7 +35,7 @@ class Provider(ABC):
     def observe(self, resources: list[str]) -> dict[str, Any]:
         """The current value of each named resource (the rich value a step carries, or
         None when absent). Rollback from the journal verifies its result with this."""
-        raise DsrctlError(f"rollback from the journal is not available on {self.platform}")
+        raise ProviderError(f"rollback from the journal is not available on {self.platform}")
 
     def preflight(self, steps: Any) -> None:  # noqa: B027 - optional hook
         """Check what can be checked before the first change (raises HostError)."""
@@ -63,7 +63,7 @@ def get_provider(platform: str | None = None, **options: Any) -> Provider:
     name = platform or detect_platform()
     target = _REGISTRY.get(name)
     if target is None:
-        raise DsrctlError(
+        raise ProviderError(
             f"no provider for platform {name!r} (known: {', '.join(platform_names())})"
         )
     module_name, _, class_name = target.partition(":")

@@ -17,9 +17,9 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dsrctl.errors import DsrctlError, HostError, PrivilegeError
-from dsrctl.model import AddressState
+from providers.errors import HostError, PrivilegeError, ProviderError
 from providers.linux import rtnl
+from providers.model import AddressState
 
 if TYPE_CHECKING:
     from dsrctl.steps import AddressStep
@@ -135,7 +135,7 @@ def _step_error(step: AddressStep, codes: list[int]) -> BaseException | None:
     return None
 
 
-def _not_sent(step: AddressStep, failure: OSError | None) -> DsrctlError:
+def _not_sent(step: AddressStep, failure: OSError | None) -> ProviderError:
     if isinstance(failure, PermissionError):
         return PrivilegeError(f"netlink refused to send the request for {step.cidr}: run as root")
     why = f": {failure.strerror or failure}" if failure is not None else ""

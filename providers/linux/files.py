@@ -1,7 +1,7 @@
 """Persistent files, links and directories: read with their mode, write atomically, remove
 durably.
 
-Never through a link. The paths here are host paths that dsrctl.model.under_root made:
+Never through a link. The paths here are host paths that providers.model.under_root made:
 links in their parent directories were already followed inside linux.persist.root, so
 a parent that is a link now was planted or changed since. Every operation walks the
 path from "/" one directory at a time with O_NOFOLLOW and refuses a link on the way, then
@@ -19,8 +19,8 @@ import os
 import stat
 from collections.abc import Iterator
 
-from dsrctl.errors import HostError, PrivilegeError
-from dsrctl.model import DIRECTORY, FileState
+from providers.errors import HostError, PrivilegeError
+from providers.model import DIRECTORY, FileState
 from state.safefile import Staged, stage, temp_name, write_atomic
 
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsrctl import sysctls
-from dsrctl.errors import HostError, PrivilegeError, SpecError
-from dsrctl.model import FileState, HostState, ReadScope, SysctlValue
+from dsrctl.errors import SpecError
 from providers.base import Provider
+from providers.errors import HostError, PrivilegeError
 from providers.linux import files
 from providers.linux.sysctl import SysctlTree
+from providers.model import FileState, HostState, ReadScope, SysctlValue
 from state.safefile import Staged
 
 if TYPE_CHECKING:

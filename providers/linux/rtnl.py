@@ -30,7 +30,7 @@ import struct
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from dsrctl.errors import HostError
+from providers.errors import HostError
 
 NLMSG_HDR = struct.Struct("=IHHII")
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -7,8 +7,8 @@ import os
 import re
 
 from dsrctl import sysctls
-from dsrctl.errors import HostError, PrivilegeError
-from dsrctl.model import SysctlValue
+from providers.errors import HostError, PrivilegeError
+from providers.model import SysctlValue
 
 PROC_SYS = "/proc/sys"
 _INTEGER = re.compile(r"^-?[0-9]+$")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import codecs
 from typing import TYPE_CHECKING, Any
 
-from dsrctl.errors import MISSING, DsrctlError, HostError, PrivilegeError, SpecError
-from dsrctl.model import AddressState, HostState, ReadScope
+from dsrctl.errors import MISSING, SpecError
 from dsrctl.windows_model import (
     FirewallRuleState,
     SettingValue,
@@ -28,6 +27,8 @@ from dsrctl.windows_model import (
     split_setting_id,
 )
 from providers.base import Provider
+from providers.errors import HostError, PrivilegeError, ProviderError
+from providers.model import AddressState, HostState, ReadScope
 from providers.windows import commands, loopback, parse, reader
 from providers.windows.runner import CommandResult, ProcessRunner, Runner
 
@@ -309,7 +310,7 @@ def _succeeded(text: str) -> bool:
     return all(line == "Ok." or parse.DELETED_RULES.fullmatch(line) for line in lines)
 
 
-def failure(result: CommandResult) -> DsrctlError:
+def failure(result: CommandResult) -> ProviderError:
     """The error for a command that failed, with what netsh said and what to do."""
     lines = [line.strip() for line in parse.lines_of(result.output) if line.strip()]
     said = _error_line(result.output) or (lines[0] if lines else "")

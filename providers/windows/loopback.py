@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dsrctl.errors import DsrctlError, HostError
+from providers.errors import HostError, ProviderError
 from providers.windows import commands, parse, reader
 from providers.windows.runner import CommandResult, Runner
 
@@ -59,7 +59,7 @@ def create(host: AdapterHost, name: str, devcon: str) -> None:
         adapter = _wait_for_adapter(host, before)
         if adapter != name:
             host.write(commands.rename_adapter(adapter, name))
-    except DsrctlError as exc:
+    except ProviderError as exc:
         raise HostError(f"{exc}; {_remove_devices(host, devcon, new_devices)}") from exc
     host.created.by_name[name.lower()] = (devcon, new_devices[0])
 
@@ -100,7 +100,7 @@ def _remove_devices(host: AdapterHost, devcon: str, instances: list[str]) -> str
     for instance in instances:
         try:
             _devcon(host, commands.devcon_remove(devcon, instance))
-        except DsrctlError as exc:
+        except ProviderError as exc:
             failed.append(f"{instance}: {exc}")
     host.refresh()
     if failed:

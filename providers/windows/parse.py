@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dsrctl.errors import HostError
+from providers.errors import HostError
 
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 ./()_-]*?)\s*:(?:\s+(.*?))?\s*$")
 _DASHES = re.compile(r"^[\s-]*-{3,}[\s-]*$")

@@ -12,7 +12,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from dsrctl.errors import HostError
 from dsrctl.windows_model import (
     FirewallRuleState,
     SettingValue,
@@ -20,6 +19,7 @@ from dsrctl.windows_model import (
     WindowsReadScope,
     WindowsState,
 )
+from providers.errors import HostError
 from providers.windows import commands, parse
 from providers.windows.runner import CommandResult
 

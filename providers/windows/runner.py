@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dsrctl.errors import HostError
+from providers.errors import HostError
 
 TIMEOUT_SECONDS = 120.0
 

@@ -45,7 +45,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl.model import AddressState, FileState
+from providers.model import AddressState, FileState
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 
-from dsrctl.model import under_root as under
 from providers.linux.persist import (
     Claim,
     Detection,
@@ -40,6 +39,7 @@ from providers.linux.persist import (
     probe,
 )
 from providers.linux.persist.tree import Tree, boots_with_systemd, first_by_name, is_live
+from providers.model import under_root as under
 
 __all__ = ["Tree", "boots_with_systemd", "detect", "first_by_name", "is_live", "running_daemons"]
 

@@ -29,7 +29,6 @@ import posixpath
 import re
 import shlex
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     MANAGED,
     Detection,
@@ -41,6 +40,7 @@ from providers.linux.persist import (
     safe_name,
 )
 from providers.linux.persist.tree import Tree
+from providers.model import AddressState, FileState
 
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
 ALIASES_SCRIPT = f"{SCRIPTS_DIR}/ifup-aliases"

@@ -21,7 +21,6 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     Detection,
     Rendered,
@@ -31,6 +30,7 @@ from providers.linux.persist import (
     safe_name,
 )
 from providers.linux.persist.tree import Tree
+from providers.model import AddressState, FileState
 
 INTERFACES = "/etc/network/interfaces"
 DROPIN_DIR = "/etc/network/interfaces.d"

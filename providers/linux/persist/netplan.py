@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import re
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     Detection,
     Rendered,
@@ -30,6 +29,7 @@ from providers.linux.persist import (
     managed_header,
 )
 from providers.linux.persist.tree import Tree
+from providers.model import AddressState, FileState
 
 NETPLAN_DIRS = ("/etc/netplan", "/run/netplan", "/lib/netplan", "/usr/lib/netplan")
 RENDERED_NETWORKD = "/run/systemd/network"

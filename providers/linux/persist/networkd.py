@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fnmatch
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     Detection,
     Rendered,
@@ -36,6 +35,7 @@ from providers.linux.persist import (
     managed_header,
     safe_name,
 )
+from providers.model import AddressState, FileState
 
 NETWORK_DIRS = (
     "/etc/systemd/network",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import uuid
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     Detection,
     NmProfile,
@@ -38,6 +37,7 @@ from providers.linux.persist import (
     managed_header,
     safe_name,
 )
+from providers.model import AddressState, FileState
 
 PROFILE_DIRS = (
     "/etc/NetworkManager/system-connections",

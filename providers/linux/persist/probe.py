@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from dsrctl.model import under_root as under
+from providers.model import under_root as under
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 _NM_PROGRAMS = ("/usr/sbin/NetworkManager", "/usr/bin/nmcli")

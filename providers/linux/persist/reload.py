@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from dsrctl.errors import HostError
-from dsrctl.model import FileState
+from providers.errors import HostError
 from providers.linux import files
+from providers.model import FileState
 
 Command = tuple[str, ...]
 

@@ -18,7 +18,6 @@ directory (a ``symlink:`` resource, see the package docstring).
 
 from __future__ import annotations
 
-from dsrctl.model import AddressState, FileState
 from providers.linux.persist import (
     Detection,
     Rendered,
@@ -26,6 +25,7 @@ from providers.linux.persist import (
     managed_header,
     safe_name,
 )
+from providers.model import AddressState, FileState
 
 UNIT_NAME = "dsrctl-vips.service"
 UNIT_DIR = "/etc/systemd/system"

@@ -3,7 +3,7 @@
 Detection and the sysctl.d scan read configuration through :class:`Tree`, so that a root
 other than "/" is read exactly like the live host, links included: every link, in a
 parent directory or at the path itself, is followed inside the root (an absolute target
-is looked up under the root, never on this host), the same way dsrctl.model.under_root
+is looked up under the root, never on this host), the same way providers.model.under_root
 maps the paths dsrctl writes.
 """
 
@@ -15,9 +15,9 @@ import os
 import posixpath
 from collections.abc import Iterator
 
-from dsrctl.errors import HostError
-from dsrctl.model import resolve_in_root
-from dsrctl.model import under_root as under
+from providers.errors import HostError
+from providers.model import resolve_in_root
+from providers.model import under_root as under
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
