@@ -365,6 +365,7 @@ def show(
             raise DsrctlError("--root: only the Linux provider reads a boot configuration")
         report = get_provider(options.platform, **where).describe()
         state = StateDir(options.state_dir)
+        state.verify()  # trusted before any record in it is read
         records = Ownership.load(state.ownership_file).records
         from dsrctl.engine import state_notes
 

@@ -503,3 +503,13 @@ def test_a_failed_apply_ends_its_watchdog_quietly(netns: Netns) -> None:
     assert "nothing to do" in log.read_text()
     assert "FAILED" not in log.read_text()
     assert "reverted by" not in netns.dsrctl("history").stdout
+
+
+def test_show_refuses_an_open_state_directory(netns: Netns, tmp_path: Path) -> None:
+    state_with_one_apply(netns, tmp_path)
+    os.chmod(netns.state_dir, 0o777)
+    shown = netns.dsrctl("show")
+    assert shown.returncode == 1
+    assert "is writable by group or others" in shown.stderr
+    os.chmod(netns.state_dir, 0o700)
+    assert netns.dsrctl("show").returncode == 0
