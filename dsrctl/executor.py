@@ -12,12 +12,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from dsrctl.errors import ApplyFailed
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
 from state.journal import Journal
+
+if TYPE_CHECKING:
+    from dsrctl.steps import AddressStep
+    from providers.linux.changes import AddressChange, FileChange
 
 
 class Terminated(BaseException):
@@ -67,10 +71,19 @@ def run_group(host: Any, group: list[Step]) -> tuple[list[Step], BaseException |
     if len(group) == 1 and not group[0].batchable:
         group[0].apply(host)
         return group, None
-    errors: list[BaseException | None] = host.run_batch(group)
+    # Address steps are the only batchable kind (dsrctl.steps); mypy checks here that they
+    # are the AddressChange the host takes.
+    runner: BatchRunner = host
+    errors = runner.run_batch(cast("list[AddressStep]", group))
     completed = [step for step, error in zip(group, errors, strict=True) if error is None]
     first = next((error for error in errors if error is not None), None)
     return completed, first
+
+
+class BatchRunner(Protocol):
+    """A host that runs a group of batchable steps in one call (LinuxHost)."""
+
+    def run_batch(self, steps: Sequence[AddressChange]) -> list[BaseException | None]: ...
 
 
 @dataclass
@@ -121,7 +134,7 @@ def execute(
 class UndoPreparer(Protocol):
     """A host that can make its undo independent of free disk space (LinuxHost)."""
 
-    def prepare_undo(self, steps: Sequence[Step]) -> None: ...
+    def prepare_undo(self, steps: Sequence[FileChange]) -> None: ...
 
     def release_undo(self) -> None: ...
 

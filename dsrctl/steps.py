@@ -15,12 +15,16 @@ adapter must exist before anything is set on it) and FIREWALL last.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dsrctl.model import AddressState, FileState, SysctlValue, split_address_id, split_id
 from dsrctl.sysctls import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
+
+if TYPE_CHECKING:
+    from providers.linux.changes import AddressChange
 
 
 class Phase(IntEnum):
@@ -43,7 +47,7 @@ class SysctlWriter(Protocol):
 
 
 class AddressWriter(Protocol):
-    def apply_addresses(self, steps: list[AddressStep]) -> list[BaseException | None]: ...
+    def apply_addresses(self, steps: Sequence[AddressChange]) -> list[BaseException | None]: ...
 
 
 class FileWriter(Protocol):

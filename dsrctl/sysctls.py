@@ -10,8 +10,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
-ARP_IGNORE_KEY = "net.ipv4.conf.all.arp_ignore"
-ARP_ANNOUNCE_KEY = "net.ipv4.conf.all.arp_announce"
+# The kernel's spelling of sysctl names is the provider's; re-exported for dsrctl code.
+from providers.linux.sysctl_keys import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY, canonical_key, split_key
+
+__all__ = [
+    "ARP_ANNOUNCE_KEY",
+    "ARP_ANNOUNCE_REASONS",
+    "ARP_IGNORE_KEY",
+    "ARP_IGNORE_REASONS",
+    "canonical_key",
+    "key_problem",
+    "leaf",
+    "managed_elsewhere",
+    "no_effect_note",
+    "split_key",
+    "value_problem",
+]
 
 ARP_IGNORE_REASONS: dict[int, str] = {
     0: "arp_ignore 0 answers ARP for any local address, the VIP included (ARP flux)",
@@ -51,24 +65,6 @@ _COMPONENT = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
 # Unicode line separators) would at best hide part of the value from whoever reads the
 # file. A tab is fine inside a value: the kernel prints tcp_rmem with tabs.
 _VALUE_CONTROLS = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def split_key(key: str) -> list[str]:
-    """Split a sysctl name into /proc/sys path components, following sysctl(8).
-
-    Dots separate components unless the first separator is a slash, in which case slashes
-    separate and dots are literal (``net/ipv4/conf/eth0.100/rp_filter``). In dotted form a
-    slash stands for a literal dot (``net.ipv4.conf.eth0/100.rp_filter``).
-    """
-    first_dot, first_slash = key.find("."), key.find("/")
-    if first_slash != -1 and (first_dot == -1 or first_slash < first_dot):
-        return key.split("/")
-    return [part.replace("/", ".") for part in key.split(".")]
-
-
-def canonical_key(key: str) -> str:
-    """The dotted spelling, with literal dots written as slashes (what sysctl(8) prints)."""
-    return ".".join(part.replace(".", "/") for part in split_key(key))
 
 
 def key_problem(key: str) -> str | None:

@@ -14,7 +14,7 @@ import functools
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from providers.errors import HostError, PrivilegeError, ProviderError
@@ -22,7 +22,7 @@ from providers.linux import rtnl
 from providers.model import AddressState
 
 if TYPE_CHECKING:
-    from dsrctl.steps import AddressStep
+    from providers.linux.changes import AddressChange
 
 IFA_F_NODAD = 0x02
 RTM_NEWADDR, RTM_DELADDR = 20, 21
@@ -77,7 +77,7 @@ def list_links() -> list[dict[str, Any]]:
 
 
 def apply_address_steps(
-    steps: list[AddressStep], indexes: dict[str, int]
+    steps: Sequence[AddressChange], indexes: dict[str, int]
 ) -> list[BaseException | None]:
     """Carry out address steps as chunked netlink batches; one result per step, in order.
 
@@ -119,7 +119,7 @@ def apply_address_steps(
     return errors
 
 
-def _step_error(step: AddressStep, codes: list[int]) -> BaseException | None:
+def _step_error(step: AddressChange, codes: list[int]) -> BaseException | None:
     for code in codes:
         if code == 0 or _idempotent(code, step):
             continue
@@ -135,7 +135,7 @@ def _step_error(step: AddressStep, codes: list[int]) -> BaseException | None:
     return None
 
 
-def _not_sent(step: AddressStep, failure: OSError | None) -> ProviderError:
+def _not_sent(step: AddressChange, failure: OSError | None) -> ProviderError:
     if isinstance(failure, PermissionError):
         return PrivilegeError(f"netlink refused to send the request for {step.cidr}: run as root")
     why = f": {failure.strerror or failure}" if failure is not None else ""
@@ -146,7 +146,7 @@ def _not_sent(step: AddressStep, failure: OSError | None) -> ProviderError:
 
 
 def _resolve(
-    step: AddressStep, current: dict[str, dict[str, AddressState]] | None
+    step: AddressChange, current: dict[str, dict[str, AddressState]] | None
 ) -> HostError | None:
     """A step whose ack was lost: done if the kernel now has the address as it wants."""
     now = None if current is None else current.get(step.interface, {}).get(step.cidr)
@@ -171,11 +171,11 @@ def _read_now(names: set[str]) -> dict[str, dict[str, AddressState]] | None:
         return None
 
 
-def _verb(step: AddressStep) -> str:
+def _verb(step: AddressChange) -> str:
     return {"create": "add", "delete": "remove", "update": "change"}[step.action]
 
 
-def _idempotent(code: int, step: AddressStep) -> bool:
+def _idempotent(code: int, step: AddressChange) -> bool:
     # Removing an address that is already gone, or adding one that is already there,
     # leaves the host as the step wants it.
     if code == errno.EADDRNOTAVAIL and step.after is None:
@@ -183,7 +183,7 @@ def _idempotent(code: int, step: AddressStep) -> bool:
     return code == errno.EEXIST and step.before is None
 
 
-def _requests(step: AddressStep) -> list[tuple[str, AddressState]]:
+def _requests(step: AddressChange) -> list[tuple[str, AddressState]]:
     before: AddressState | None = step.before
     after: AddressState | None = step.after
     if after is None:

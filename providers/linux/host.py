@@ -6,18 +6,18 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dsrctl import sysctls
 from dsrctl.errors import SpecError
 from providers.base import Provider
 from providers.errors import HostError, PrivilegeError
 from providers.linux import files
 from providers.linux.sysctl import SysctlTree
+from providers.linux.sysctl_keys import split_key
 from providers.model import FileState, HostState, ReadScope, SysctlValue
 from state.safefile import Staged
 
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
-    from dsrctl.steps import AddressStep, Step
+    from providers.linux.changes import AddressChange, FileChange
     from providers.linux.persist import Detection
 
 CAP_NET_ADMIN = 12
@@ -55,7 +55,7 @@ class LinuxHost(Provider):
         for key, value in spec.linux.all_sysctls().items():
             if not self.sysctl.exists(key):
                 hint = ""
-                parts = sysctls.split_key(key)
+                parts = split_key(key)
                 if len(parts) == 5 and parts[2] == "conf":
                     hint = f" (is there an interface named {parts[3]!r}?)"
                 raise SpecError(
@@ -227,7 +227,7 @@ class LinuxHost(Provider):
     def set_sysctl(self, key: str, value: SysctlValue) -> None:
         self.sysctl.write(key, value)
 
-    def apply_addresses(self, steps: list[AddressStep]) -> list[BaseException | None]:
+    def apply_addresses(self, steps: Sequence[AddressChange]) -> list[BaseException | None]:
         from providers.linux.addresses import apply_address_steps
 
         return apply_address_steps(steps, self._indexes)
@@ -239,7 +239,7 @@ class LinuxHost(Provider):
             return
         self._change(path, lambda: files.write_file(path, state))
 
-    def prepare_undo(self, steps: Sequence[Step]) -> None:
+    def prepare_undo(self, steps: Sequence[FileChange]) -> None:
         """Before the first change: stage beside each file a step will replace or remove a
         copy of what it holds now. Undoing the step is then a rename, so a disk that fills
         up halfway can still be put back exactly; without the room for the copies, the
@@ -321,9 +321,10 @@ class LinuxHost(Provider):
 
         return scan(root, sysctl_file, spec.linux.all_sysctls())
 
-    def run_batch(self, steps: list[Step]) -> list[BaseException | None]:
-        """Run a group of batchable steps of one kind in one host call."""
-        return self.apply_addresses(steps)  # type: ignore[arg-type]
+    def run_batch(self, steps: Sequence[AddressChange]) -> list[BaseException | None]:
+        """Run a group of batchable steps of one kind in one host call (addresses are the
+        only batchable kind)."""
+        return self.apply_addresses(steps)
 
 
 def _max_or_none(own: SysctlValue | None, common: SysctlValue | None) -> SysctlValue | None:

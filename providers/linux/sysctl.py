@@ -6,8 +6,8 @@ import errno
 import os
 import re
 
-from dsrctl import sysctls
 from providers.errors import HostError, PrivilegeError
+from providers.linux.sysctl_keys import split_key
 from providers.model import SysctlValue
 
 PROC_SYS = "/proc/sys"
@@ -19,7 +19,7 @@ class SysctlTree:
         self.root = root
 
     def path(self, key: str) -> str:
-        return os.path.join(self.root, *sysctls.split_key(key))
+        return os.path.join(self.root, *split_key(key))
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))

@@ -35,21 +35,16 @@ ALLOWED_CYCLES: set[frozenset[str]] = set()
 # importer -> the forbidden modules it imports today; later steps of issue 10 remove them.
 # providers/ have their own model and errors (providers/model.py, providers/errors.py):
 # dsrctl.errors is left only for SpecError and MISSING (check_spec), beside the planning
-# code in the hosts, dsrctl.sysctls, the Windows model and steps, and state.safefile.
+# code in the hosts, the Windows model and steps, and state.safefile.
 ALLOWED_FORBIDDEN: dict[str, set[str]] = {
-    "providers.linux.addresses": {"dsrctl.steps"},
     "providers.linux.files": {"state.safefile"},
     "providers.linux.host": {
         "dsrctl.desired",
         "dsrctl.errors",
         "dsrctl.persistence",
         "dsrctl.spec",
-        "dsrctl.steps",
-        "dsrctl.sysctls",
         "state.safefile",
     },
-    "providers.linux.persist.sysctl_conflicts": {"dsrctl.sysctls"},
-    "providers.linux.sysctl": {"dsrctl.sysctls"},
     "providers.windows.commands": {"dsrctl.windows_model"},
     "providers.windows.host": {
         "dsrctl.errors",

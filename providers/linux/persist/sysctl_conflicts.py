@@ -23,8 +23,8 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 
-from dsrctl.sysctls import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
 from providers.linux.persist.tree import Tree, boots_with_systemd, first_by_name
+from providers.linux.sysctl_keys import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
 from providers.model import SysctlValue
 
 SYSCTL_DIRS = (
