@@ -32,6 +32,7 @@ from dsrctl.windows_model import (
     VipAddress,
     split_setting_id,
 )
+from providers.windows import changes
 
 
 class WindowsWriter(Protocol):
@@ -63,7 +64,7 @@ class AdapterStep(Step):
     """Create the loopback adapter with devcon; its inverse removes what this run created."""
 
     devcon: str = ""
-    kind: ClassVar[str] = "adapter"
+    kind: ClassVar[str] = changes.ADAPTER
 
     def apply(self, host: WindowsWriter) -> None:
         if self.before is None and self.after is not None:
@@ -118,7 +119,7 @@ class DhcpStep(Step):
 class VipStep(Step):
     """Add a VIP to the loopback adapter, or delete it."""
 
-    kind: ClassVar[str] = "vip"
+    kind: ClassVar[str] = changes.VIP
 
     @property
     def interface(self) -> str:
@@ -142,7 +143,7 @@ class VipStep(Step):
 class FirewallRuleStep(Step):
     """Add, replace or delete the inbound rule with this name."""
 
-    kind: ClassVar[str] = "firewall"
+    kind: ClassVar[str] = changes.FIREWALL
 
     def apply(self, host: WindowsWriter) -> None:
         if self.before is not None:
@@ -164,7 +165,7 @@ class ManualStep(Step):
 
     blocking: bool = False
     instructions: str = ""
-    kind: ClassVar[str] = "manual"
+    kind: ClassVar[str] = changes.MANUAL
 
     def apply(self, host: WindowsWriter) -> None:
         if self.blocking:  # preflight refuses these first; this is the last line of defence
@@ -195,5 +196,11 @@ def sort_windows_steps(steps: list[Step]) -> list[Step]:
     return sorted(steps, key=key)
 
 
-def blocking_steps(steps: Any) -> list[ManualStep]:
-    return [step for step in steps if isinstance(step, ManualStep) and step.blocking]
+# WindowsHost.preflight reads the steps of these kinds through the Protocols of
+# providers.windows.changes: mypy checks here that each class gives what they name.
+PREFLIGHT: tuple[
+    type[changes.AdapterChange],
+    type[changes.VipChange],
+    type[changes.RuleChange],
+    type[changes.ManualChange],
+] = (AdapterStep, VipStep, FirewallRuleStep, ManualStep)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from dsrctl.windows_model import FirewallRuleState, SettingValue, VipAddress
+from providers.windows.model import FirewallRuleState, SettingValue, VipAddress
 
 NETSH = "netsh"
 IPCONFIG = "ipconfig"

@@ -14,10 +14,15 @@ which is the first step, so nothing has changed when it is reported.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsrctl.errors import MISSING, SpecError
-from dsrctl.windows_model import (
+from providers.base import Provider
+from providers.errors import HostError, PrivilegeError, ProviderError
+from providers.model import AddressState, HostState, ReadScope
+from providers.windows import changes, commands, loopback, parse, reader
+from providers.windows.model import (
     FirewallRuleState,
     SettingValue,
     VipAddress,
@@ -26,10 +31,6 @@ from dsrctl.windows_model import (
     observe,
     split_setting_id,
 )
-from providers.base import Provider
-from providers.errors import HostError, PrivilegeError, ProviderError
-from providers.model import AddressState, HostState, ReadScope
-from providers.windows import commands, loopback, parse, reader
 from providers.windows.runner import CommandResult, ProcessRunner, Runner
 
 if TYPE_CHECKING:
@@ -114,15 +115,8 @@ class WindowsHost(Provider):
     def check_privileges(self) -> None:
         """Nothing to ask up front: the first write reports a missing elevation."""
 
-    def preflight(self, steps: Any) -> None:
-        from dsrctl.windows_steps import (
-            AdapterStep,
-            FirewallRuleStep,
-            VipStep,
-            blocking_steps,
-        )
-
-        blocked = blocking_steps(steps)
+    def preflight(self, steps: Sequence[changes.PlannedStep]) -> None:
+        blocked = [step for step in steps if changes.is_manual(step) and step.blocking]
         if blocked:
             raise HostError(
                 "apply stopped before changing anything: "
@@ -131,12 +125,15 @@ class WindowsHost(Provider):
                 )
             )
         for step in steps:
-            if isinstance(step, FirewallRuleStep) and isinstance(step.before, FirewallRuleState):
+            if changes.is_rule(step) and isinstance(step.before, FirewallRuleState):
                 _check_replaceable(step.name, step.before)
-            if isinstance(step, VipStep) and isinstance(step.after, VipAddress):
+            if changes.is_vip(step) and isinstance(step.after, VipAddress):
                 self._check_no_other_prefix(step.interface, step.after)
-            adding = isinstance(step, AdapterStep) and step.after is not None
-            if adding and self.runner.find(step.devcon) is None:
+            if (
+                changes.is_adapter(step)
+                and step.after is not None
+                and self.runner.find(step.devcon) is None
+            ):
                 raise HostError(f"devcon {step.devcon} not found; nothing was changed")
 
     def _check_no_other_prefix(self, interface: str, vip: VipAddress) -> None:

@@ -12,15 +12,15 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from dsrctl.windows_model import (
+from providers.errors import HostError
+from providers.windows import commands, parse
+from providers.windows.model import (
     FirewallRuleState,
     SettingValue,
     VipAddress,
     WindowsReadScope,
     WindowsState,
 )
-from providers.errors import HostError
-from providers.windows import commands, parse
 from providers.windows.runner import CommandResult
 
 Query = Callable[[commands.Argv], CommandResult]

@@ -35,7 +35,7 @@ ALLOWED_CYCLES: set[frozenset[str]] = set()
 # importer -> the forbidden modules it imports today; later steps of issue 10 remove them.
 # providers/ have their own model and errors (providers/model.py, providers/errors.py):
 # dsrctl.errors is left only for SpecError and MISSING (check_spec), beside the planning
-# code in the hosts, the Windows model and steps, and state.safefile.
+# code in the hosts and state.safefile.
 ALLOWED_FORBIDDEN: dict[str, set[str]] = {
     "providers.linux.files": {"state.safefile"},
     "providers.linux.host": {
@@ -45,14 +45,7 @@ ALLOWED_FORBIDDEN: dict[str, set[str]] = {
         "dsrctl.spec",
         "state.safefile",
     },
-    "providers.windows.commands": {"dsrctl.windows_model"},
-    "providers.windows.host": {
-        "dsrctl.errors",
-        "dsrctl.spec",
-        "dsrctl.windows_model",
-        "dsrctl.windows_steps",
-    },
-    "providers.windows.reader": {"dsrctl.windows_model"},
+    "providers.windows.host": {"dsrctl.errors", "dsrctl.spec"},
 }
 
 
