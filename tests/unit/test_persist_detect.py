@@ -187,3 +187,34 @@ def test_running_daemons_come_from_proc_comm(tmp_path: Path) -> None:
     found = running_daemons(str(tmp_path / "root"), str(tmp_path / "proc"))
     assert found == {"systemd", "networkd", "networkmanager"}
     assert running_daemons(str(tmp_path / "none"), str(tmp_path / "nowhere")) == frozenset()
+
+
+def test_a_linked_nm_profile_is_read_inside_the_root_never_from_this_host(
+    tmp_path: Path,
+) -> None:
+    """The profile's text was read with links followed inside the root, but its bytes
+    (kept to be rewritten) were read by following the link on this host: a root whose
+    profile is `../../../../secret` showed and kept a file outside the root."""
+    root = tmp_path / "root"
+    nm_root(root)
+    path = "/etc/NetworkManager/system-connections/lo.nmconnection"
+    (root / path.lstrip("/")).unlink()
+    (root / path.lstrip("/")).symlink_to("../../../../secret")
+    write(root, "/secret", NM_LO, 0o600)  # what the root itself holds there
+    (tmp_path / "secret").write_text("host file outside the root\n")
+    (profile,) = detect(str(root), "lo").nm_profiles
+    assert profile.content == NM_LO.encode()
+
+
+def test_a_linked_ifup_is_looked_up_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    ifupdown_root(root)
+    for name in ("sbin/ifup", "usr/sbin/ifup"):
+        (root / name).unlink(missing_ok=True)
+    (root / "sbin").mkdir(exist_ok=True)
+    # An absolute target means the root's /usr/bin/ifup, which this root lacks; on this
+    # host the path may well exist.
+    (root / "sbin/ifup").symlink_to("/usr/bin/env")
+    (claim,) = [c for c in detect(str(root), "lo").claims if c.backend == "ifupdown"]
+    assert not claim.active
+    assert "ifupdown is not installed" in (claim.inactive_reason or "")

@@ -59,7 +59,7 @@ class Scan:
         self.systemd = (
             "systemd" in self.running
             if self.live
-            else os.path.isdir(self.tree.path("/etc/systemd/system"))
+            else self.tree.exists("/etc/systemd/system", "dir")
         )
         self.claims: list[Claim] = []
         self.facts: dict[str, str] = {}
@@ -117,7 +117,7 @@ def detect(root: str, interface: str, proc: str = "/proc", uplink: str | None = 
         nm_profiles=tuple(scan.profiles),
         ifupdown_sources_dropins=ifupdown.reads_dropin(found),
         nm_version=scan.nm_version,
-        ifcfg_parent=os.path.isfile(scan.tree.path(ifcfg.parent_path(interface))),
+        ifcfg_parent=scan.tree.exists(ifcfg.parent_path(interface), "file"),
         ifcfg_aliases=tuple(ifcfg.aliases(scan.tree, interface)),
         uplink=uplink,
         uplink_claims=uplink_claims,
@@ -200,9 +200,9 @@ def _networkmanager(scan: Scan) -> None:
         scan.claim("networkmanager", path, detail, why_not)
         # The profile NetworkManager would activate, even while it is not enabled.
         if networkmanager.autoconnects(text) and not too_old:
-            with open(scan.tree.path(path), "rb") as handle:
-                mode = os.fstat(handle.fileno()).st_mode & 0o7777
-                scan.profiles.append(NmProfile(path, handle.read(), mode))
+            found = scan.tree.read_bytes(path)
+            if found is not None:
+                scan.profiles.append(NmProfile(path, *found))
 
 
 def _ifupdown(scan: Scan, found: ifupdown.Interfaces) -> None:
@@ -210,8 +210,8 @@ def _ifupdown(scan: Scan, found: ifupdown.Interfaces) -> None:
     if how is None:
         return
     tree = scan.tree
-    installed = any(os.path.exists(tree.path(p)) for p in ("/sbin/ifup", "/usr/sbin/ifup"))
-    booted = scan.live and os.path.exists(tree.path("/run/network/ifstate"))
+    installed = any(tree.exists(p) for p in ("/sbin/ifup", "/usr/sbin/ifup"))
+    booted = scan.live and tree.exists("/run/network/ifstate")
     started = not scan.systemd or booted or scan.enabled("networking.service")
     why_not = [
         (not installed, "ifupdown is not installed"),
@@ -224,7 +224,7 @@ def _ifupdown(scan: Scan, found: ifupdown.Interfaces) -> None:
 def _ifcfg(scan: Scan) -> None:
     """network-scripts: ifcfg-<interface>, the scripts, and the SysV ``network`` service."""
     tree = scan.tree
-    installed = os.path.exists(tree.path(ifcfg.ALIASES_SCRIPT))
+    installed = tree.exists(ifcfg.ALIASES_SCRIPT)
     sysv = any(tree.glob(pattern.format(level)) for pattern in _SYSV_NETWORK for level in "2345")
     enabled = installed and (sysv or scan.enabled("network.service"))
     if enabled:

@@ -13,6 +13,7 @@ import contextlib
 import fnmatch
 import os
 import posixpath
+import stat
 from collections.abc import Iterator
 
 from providers.errors import HostError
@@ -56,14 +57,32 @@ class Tree:
             return logical
 
     def read(self, logical: str) -> str | None:
+        found = self.read_bytes(logical)
+        return None if found is None else found[0].decode("utf-8", errors="replace")
+
+    def read_bytes(self, logical: str) -> tuple[bytes, int] | None:
+        """The bytes and permission bits of ``logical``, links followed inside the root."""
         try:
             with open(self.path(self.resolve(logical)), "rb", opener=_no_follow) as handle:
-                return handle.read().decode("utf-8", errors="replace")
+                return handle.read(), os.fstat(handle.fileno()).st_mode & 0o7777
         except PermissionError:
             self.unreadable.append(logical)
         except (OSError, HostError):
             pass
         return None
+
+    def exists(self, logical: str, kind: str = "any") -> bool:
+        """Whether ``logical`` exists under the root (``kind``: "file", "dir" or "any"),
+        links followed inside the root, never to this host's files."""
+        try:
+            info = os.lstat(self.path(self.resolve(logical)))
+        except (OSError, HostError):
+            return False
+        if kind == "file":
+            return stat.S_ISREG(info.st_mode)
+        if kind == "dir":
+            return stat.S_ISDIR(info.st_mode)
+        return True
 
     def glob(self, pattern: str) -> list[str]:
         """Paths (as seen from the root) that match ``pattern``, each link in a directory
