@@ -24,7 +24,8 @@ from dsrctl.planning import PlanResult
 from dsrctl.savedplan import Fields, json_type, read_regular, strict_json
 from dsrctl.spec import load_spec
 from state.ownership import Ownership
-from state.statedir import StateDir, write_atomic
+from state.safefile import write_atomic
+from state.statedir import StateDir
 
 CAPTURE_FORMAT = "dsrctl-capture"
 CAPTURE_VERSION = 1

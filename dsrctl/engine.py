@@ -110,9 +110,11 @@ def state_notes(state: StateDir) -> list[str]:
     return [note for note in (unfinished_note(state), pending_note(state)) if note]
 
 
-def make_plan(ctx: Context) -> PlanResult:
+def make_plan(ctx: Context, report_strays: bool = True) -> PlanResult:
+    """The plan. ``report_strays``: say which temporary files a killed run left (plan and
+    drift do; apply removes them instead, and its verification needs no notes)."""
     result = planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
-    notes = ctx.notes + stray_notes(ctx, result)
+    notes = ctx.notes + (stray_notes(ctx, result) if report_strays else [])
     if notes:
         plan = result.plan
         result.plan = Plan(plan.steps, tuple(notes) + plan.notes, plan.facts)
@@ -158,7 +160,7 @@ def apply(
             if dead_txn is not None:
                 recovery.learn_ownership(ctx.ownership, dead_txn)
             notes.append(f"converging over the unfinished {dead.describe()}")
-        result = make_plan(ctx)
+        result = make_plan(ctx, report_strays=False)
         plan = result.plan
         if saved is not None:
             from dsrctl.savedplan import check_saved
@@ -387,7 +389,7 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
     with ApplyLock(state.lock_file, command):
         ownership = Ownership.load(state.ownership_file)
         ctx = Context(spec, provider, state, ownership)
-        result = make_plan(ctx)
+        result = make_plan(ctx, report_strays=False)
         changing = {step.resource for step in result.plan.steps}
         count = 0
         for resource in sorted(result.spec_resources - changing):
@@ -413,7 +415,7 @@ def _supersede(ctx: Context, by: str, dead: str) -> None:
 
 
 def _verify(ctx: Context) -> None:
-    left = make_plan(ctx).plan
+    left = make_plan(ctx, report_strays=False).plan
     if not left.empty:
         names = ", ".join(f"{s.resource} ({s.show(s.before)!r})" for s in left.steps[:5])
         raise VerificationError(f"after apply the host still differs from the spec: {names}")
@@ -421,7 +423,7 @@ def _verify(ctx: Context) -> None:
 
 def _differences_from(ctx: Context, before: PlanResult) -> list[str]:
     """What differs, after a rollback, from the host as observed before apply."""
-    then, now = before.have_plain, make_plan(ctx).have_plain
+    then, now = before.have_plain, make_plan(ctx, report_strays=False).have_plain
     return [
         f"{resource} is {now.get(resource)!r}, was {then.get(resource)!r}"
         for resource in sorted(set(then) | set(now))

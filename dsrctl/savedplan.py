@@ -20,7 +20,7 @@ from dsrctl.errors import MISSING, DsrctlError, SpecError
 from dsrctl.plan import PLAN_FORMAT_VERSION
 from dsrctl.planning import PlanResult
 from dsrctl.steps import STEP_KINDS, Phase
-from state.statedir import write_atomic
+from state.safefile import write_atomic
 
 SAVED_FORMAT = "dsrctl-saved-plan"
 SAVED_VERSION = 1

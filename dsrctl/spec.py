@@ -370,14 +370,9 @@ def interface_problem(name: str) -> str | None:
         return f"interface names are at most {IFNAMSIZ - 1} characters"
     if name in (".", ".."):
         return "'.' and '..' are not interface names"
-    bad = sorted({char for char in name if char not in NAME_CHARACTERS})
+    bad = _characters_problem(name, NAME_CHARACTERS, "interface names")
     if bad:
-        shown = ", ".join(repr(char) for char in bad)
-        return (
-            f"interface names cannot contain {shown}: dsrctl takes ASCII letters, digits "
-            f"and {_names(NAME_CHARACTERS)}, which mean nothing special in the files and "
-            "commands it writes"
-        )
+        return bad
     if name[0] in "-.":
         return "an interface name cannot begin with '-' or '.' (commands read it as an option)"
     if name.isdigit():
@@ -385,19 +380,25 @@ def interface_problem(name: str) -> str | None:
     return None
 
 
+def _characters_problem(text: str, allowed: frozenset[str], what: str) -> str | None:
+    bad = sorted({char for char in text if char not in allowed})
+    if not bad:
+        return None
+    shown = ", ".join(repr(char) for char in bad)
+    return (
+        f"{what} cannot contain {shown}: dsrctl takes ASCII letters, digits and "
+        f"{_names(allowed)}, which mean nothing special in the files and commands it writes"
+    )
+
+
 def label_problem(label: str, interface: str) -> str | None:
     if not label:
         return "a label cannot be empty"
     if len(label.encode()) >= IFNAMSIZ:
         return f"labels are at most {IFNAMSIZ - 1} characters"
-    bad = sorted({char for char in label if char not in LABEL_CHARACTERS})
+    bad = _characters_problem(label, LABEL_CHARACTERS, "labels")
     if bad:
-        shown = ", ".join(repr(char) for char in bad)
-        return (
-            f"labels cannot contain {shown}: dsrctl takes ASCII letters, digits and "
-            f"{_names(LABEL_CHARACTERS)}, which mean nothing special in the files and "
-            "commands it writes"
-        )
+        return bad
     if not label.startswith(interface):
         return (
             f"the label must begin with the interface name, e.g. '{interface}:1' "

@@ -34,9 +34,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from state.errors import StateError, StatePermissionError
+from state.errors import StateError
 from state.safefile import write_all
-from state.statedir import open_state_file, read_state_file
+from state.statedir import open_state_file_for, read_state_file
 
 ROTATE_BYTES = 8 * 1024 * 1024
 FORMAT_VERSION = 1  # "v" of every record; a reader skips records of a newer format
@@ -63,14 +63,7 @@ class Journal:
         self.txn = txn
 
     def _open(self) -> None:
-        try:
-            self._fd = open_state_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-        except PermissionError:
-            raise StatePermissionError(
-                f"cannot open journal {self.path}: permission denied (run as root)"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"cannot open journal {self.path}: {exc.strerror}") from None
+        self._fd = open_state_file_for(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, "journal")
         self._start = os.fstat(self._fd).st_size
 
     def write(self, record_type: str, **fields: Any) -> None:

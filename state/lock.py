@@ -15,9 +15,9 @@ import sys
 import time
 from types import TracebackType
 
-from state.errors import LockError, StateError, StatePermissionError
+from state.errors import LockError
 from state.safefile import write_all
-from state.statedir import open_state_file
+from state.statedir import open_state_file_for
 
 
 class ApplyLock:
@@ -29,15 +29,8 @@ class ApplyLock:
         self.recovered: str | None = None
 
     def acquire(self) -> None:
-        try:
-            # Never through a link: the holder truncates and rewrites this file as root.
-            fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
-        except PermissionError:
-            raise StatePermissionError(
-                f"cannot open lock file {self.path}: permission denied (run as root)"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from None
+        # Never through a link: the holder truncates and rewrites this file as root.
+        fd = open_state_file_for(self.path, os.O_RDWR | os.O_CREAT, "lock file")
         try:
             _try_lock(fd)
         except (BlockingIOError, PermissionError):

@@ -17,16 +17,15 @@ import sys
 from dataclasses import dataclass
 
 from state.errors import StateError, StatePermissionError
-from state.safefile import fsync_directory, open_no_follow, write_atomic
+from state.safefile import open_no_follow
 
 __all__ = [
     "DEFAULT_STATE_DIR",
     "StateDir",
     "check_trusted",
-    "fsync_directory",
     "open_state_file",
+    "open_state_file_for",
     "read_state_file",
-    "write_atomic",
 ]
 
 DEFAULT_STATE_DIR = "/var/lib/dsrctl"
@@ -150,6 +149,18 @@ def open_state_file(path: str, flags: int, writing: bool = True) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_state_file_for(path: str, flags: int, what: str) -> int:
+    """open_state_file() for a writer, its failures as state errors naming ``what``."""
+    try:
+        return open_state_file(path, flags)
+    except PermissionError:
+        raise StatePermissionError(
+            f"cannot open {what} {path}: permission denied (run as root)"
+        ) from None
+    except OSError as exc:
+        raise StateError(f"cannot open {what} {path}: {exc.strerror}") from None
 
 
 def read_state_file(path: str) -> bytes | None:

@@ -73,9 +73,24 @@ def test_ten_thousand_vips_apply_drift_roll_back_and_go_again(netns: Netns) -> N
     assert netns.dsrctl("drift", str(fewer)).returncode == 0
 
 
+# Shared by the scripts below: every send_requests() outcome is kept, and state(n) is the
+# n-th address of 198.18.0.0/15.
+RECORDING = """
+outcomes = []
+send = rtnl.send_requests
+def recording(units, open_socket=None):
+    outcomes.append(send(units, open_socket))
+    return outcomes[-1]
+rtnl.send_requests = recording
+
+def state(n, prefix=32):
+    return AddressState(f"198.18.{n // 256}.{n % 256}", prefix, label="lo")
+"""
+
 # Runs inside the namespace: the real kernel, the real socket, small buffers so that
 # 3,000 requests take many chunks, and a request the kernel refuses (a /33) in a late one.
-LATER_CHUNK_FAILS = r"""
+LATER_CHUNK_FAILS = (
+    r"""
 import json, sys
 from dsrctl.errors import ApplyFailed
 from dsrctl.executor import execute
@@ -87,16 +102,9 @@ from providers.linux.host import LinuxHost
 from state.journal import Journal
 
 rtnl.BUFFER_WANTED = 1 << 16     # SO_RCVBUF 128 KiB: 64 acks a chunk at 2 KiB each
-outcomes = []
-send = rtnl.send_requests
-def recording(units, open_socket=None):
-    outcomes.append(send(units, open_socket))
-    return outcomes[-1]
-rtnl.send_requests = recording
-
-def state(n, prefix=32):
-    return AddressState(f"198.18.{n // 256}.{n % 256}", prefix, label="lo")
-steps = [AddressStep(f"address:lo:{state(n).cidr}", None, state(n), Phase.ADD_ADDRESSES)
+"""
+    + RECORDING
+    + r"""steps = [AddressStep(f"address:lo:{state(n).cidr}", None, state(n), Phase.ADD_ADDRESSES)
          for n in range(1, 3001)]
 bad = state(2900, 33)
 steps[2899] = AddressStep(f"address:lo:{bad.cidr}", None, bad, Phase.ADD_ADDRESSES)
@@ -111,6 +119,7 @@ except ApplyFailed as exc:
                       "message": str(exc), "chunks": [o.chunks for o in outcomes],
                       "lost": [len(o.lost_acks) for o in outcomes]}))
 """
+)
 
 
 def test_a_refusal_in_a_later_chunk_undoes_exactly_the_acked_steps(netns: Netns) -> None:
@@ -128,7 +137,8 @@ def test_a_refusal_in_a_later_chunk_undoes_exactly_the_acked_steps(netns: Netns)
 
 # The kernel drops acks that do not fit the receive buffer: pretend an ack costs 16 bytes
 # so that a chunk overruns it, and check that the lost acks are looked up in the kernel.
-ACKS_DROPPED = r"""
+ACKS_DROPPED = (
+    r"""
 import json
 from dsrctl.model import AddressState
 from dsrctl.steps import AddressStep, Phase
@@ -136,16 +146,9 @@ from providers.linux import addresses, rtnl
 
 rtnl.BUFFER_WANTED = 1 << 14     # SO_RCVBUF 32 KiB: about 40 acks fit
 rtnl.ACK_COST = 16               # ... but chunks of up to 1,024 requests are sent
-outcomes = []
-send = rtnl.send_requests
-def recording(units, open_socket=None):
-    outcomes.append(send(units, open_socket))
-    return outcomes[-1]
-rtnl.send_requests = recording
-
-def state(n, prefix=32):
-    return AddressState(f"198.18.{n // 256}.{n % 256}", prefix, label="lo")
-steps = [AddressStep(f"address:lo:{state(n).cidr}", None, state(n), Phase.ADD_ADDRESSES)
+"""
+    + RECORDING
+    + r"""steps = [AddressStep(f"address:lo:{state(n).cidr}", None, state(n), Phase.ADD_ADDRESSES)
          for n in range(1, 2001)]
 bad = state(500, 33)
 steps[499] = AddressStep(f"address:lo:{bad.cidr}", None, bad, Phase.ADD_ADDRESSES)
@@ -153,6 +156,7 @@ errors = addresses.apply_address_steps(steps, {"lo": 1})
 print(json.dumps({"errors": {n: str(e) for n, e in enumerate(errors) if e is not None},
                   "lost": len(outcomes[0].lost_acks), "chunks": outcomes[0].chunks}))
 """
+)
 
 
 def test_acks_the_kernel_drops_are_looked_up_not_guessed(netns: Netns) -> None:

@@ -14,7 +14,8 @@ from dsrctl.errors import LockError, StateError
 from state.journal import Journal, read_journal
 from state.lock import ApplyLock
 from state.ownership import Ownership
-from state.statedir import StateDir, write_atomic
+from state.safefile import write_atomic
+from state.statedir import StateDir
 
 
 def test_write_atomic_replaces_with_mode_and_leaves_no_temporary(tmp_path: Path) -> None:
