@@ -1,17 +1,20 @@
 """From a spec and the ownership records to the desired state and the read scope.
 
-Pure: no host access. The desired state is the spec's resources plus, for resources
-dsrctl once managed and the spec no longer names, their way back: delete what dsrctl
-created, restore what it changed to the value recorded before its first change.
+Pure: no host access. The desired state (``Desired``, in dsrctl.kinds.base) is the
+spec's resources plus, for resources dsrctl once managed and the spec no longer names,
+their way back: delete what dsrctl created, restore what it changed to the value
+recorded before its first change. The way back and the read scope are each kind's
+(dsrctl.kinds.registry).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dsrctl.kinds.base import Desired
+from dsrctl.kinds.registry import BY_NAME, LINUX
 from dsrctl.model import (
     AddressState,
     FileState,
@@ -31,29 +34,18 @@ from state.ownership import Ownership
 if TYPE_CHECKING:
     from dsrctl.persistence import Persistence
 
+__all__ = [
+    "SYSCTL_FILE_MODE",
+    "Desired",
+    "build_desired",
+    "dropped_vips",
+    "read_scope",
+    "sysctl_file_content",
+    "vip_state",
+    "vip_states",
+]
+
 SYSCTL_FILE_MODE = 0o644
-
-
-@dataclass
-class Desired:
-    sysctls: dict[str, SysctlValue] = field(default_factory=dict)
-    # sysctls the spec dropped: restore to the value recorded before dsrctl changed them
-    restores: dict[str, SysctlValue] = field(default_factory=dict)
-    # interface -> cidr -> state; dropped addresses dsrctl created are simply not here
-    addresses: dict[str, dict[str, AddressState]] = field(default_factory=dict)
-    # path -> wanted file; None means the file must not exist (dsrctl created it)
-    files: dict[str, FileState | None] = field(default_factory=dict)
-    # resources dsrctl once managed, owns no longer and leaves as they are
-    released: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # resources the spec itself names (not restores): recorded on apply
-    spec_resources: set[str] = field(default_factory=set)
-    # path -> link target, or None: the link must not exist (dsrctl created it)
-    symlinks: dict[str, str | None] = field(default_factory=dict)
-    # path -> DIRECTORY, or None: the directory must go (dsrctl created it)
-    dirs: dict[str, str | None] = field(default_factory=dict)
-    # resource -> what its step does besides (e.g. "then systemctl daemon-reload")
-    step_notes: dict[str, str] = field(default_factory=dict)
 
 
 def build_desired(
@@ -139,41 +131,14 @@ def _add_way_back(desired: Desired, ownership: Ownership) -> None:
     for resource, record in sorted(ownership.records.items()):
         if resource in desired.spec_resources:
             continue
-        kind, name = split_id(resource)
-        if kind == "sysctl":
-            if record.original is not None:
-                desired.restores[name] = record.original
-        elif kind == "address":
-            if not record.created:
-                interface, cidr = split_address_id(resource)
-                desired.released.append(resource)
-                desired.notes.append(
-                    f"{cidr} on {interface} is no longer in the spec but was there before "
-                    "dsrctl; it is left in place"
-                )
-            # created addresses are absent from desired.addresses: the diff deletes them
-        elif kind == "file":
-            if record.created:
-                desired.files[name] = None
-            elif record.original is not None:
-                desired.files[name] = FileState.from_record(record.original)
-        elif kind == "symlink":
-            desired.symlinks[name] = None if record.created else record.original
-        elif kind == "dir" and record.created:
-            desired.dirs[name] = None  # a directory that was there before stays
+        kind_name, _, name = resource.partition(":")
+        kind = BY_NAME.get(kind_name)
+        if kind is not None:
+            kind.way_back(desired, name, record)
 
 
 def read_scope(spec: Spec, desired: Desired, ownership: Ownership) -> ReadScope:
-    keys = list(desired.sysctls) + [k for k in desired.restores if k not in desired.sysctls]
-    interfaces = sorted(
-        {split_address_id(r)[0] for r in ownership.records if r.startswith("address:")}
-        - {spec.linux.interface}
-    )
-    return ReadScope(
-        interface=spec.linux.interface,
-        sysctl_keys=tuple(keys),
-        files=tuple(desired.files),
-        interfaces=tuple(interfaces),
-        symlinks=tuple(desired.symlinks),
-        dirs=tuple(desired.dirs),
-    )
+    scope = ReadScope(interface=spec.linux.interface, sysctl_keys=(), files=())
+    for kind in LINUX:
+        scope = kind.scope(scope, desired, ownership)
+    return scope

@@ -20,7 +20,7 @@ from dsrctl.steps import Step
 from state.journal import Journal
 
 if TYPE_CHECKING:
-    from dsrctl.steps import AddressStep
+    from dsrctl.kinds.address import AddressStep
     from providers.linux.changes import AddressChange, FileChange
 
 
@@ -71,7 +71,7 @@ def run_group(host: Any, group: list[Step]) -> tuple[list[Step], BaseException |
     if len(group) == 1 and not group[0].batchable:
         group[0].apply(host)
         return group, None
-    # Address steps are the only batchable kind (dsrctl.steps); mypy checks here that they
+    # Address steps are the only batchable kind (dsrctl.kinds.address); mypy checks here that they
     # are the AddressChange the host takes.
     runner: BatchRunner = host
     errors = runner.run_batch(cast("list[AddressStep]", group))

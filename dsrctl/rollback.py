@@ -23,8 +23,9 @@ from dsrctl.errors import (
     VerificationError,
     nothing_changed,
 )
+from dsrctl.kinds.registry import step_from_record
 from dsrctl.plan import Plan
-from dsrctl.steps import Step, step_from_record
+from dsrctl.steps import Step
 from providers.base import Provider
 from state.inflight import clear_inflight, mark_inflight, read_inflight
 from state.journal import Journal, Transaction, transactions

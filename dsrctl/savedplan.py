@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from dsrctl.errors import MISSING, DsrctlError, SpecError
+from dsrctl.kinds.registry import step_class
 from dsrctl.plan import PLAN_FORMAT_VERSION
 from dsrctl.planning import PlanResult
-from dsrctl.steps import STEP_KINDS, Phase
+from dsrctl.steps import Phase
 from state.safefile import write_atomic
 
 SAVED_FORMAT = "dsrctl-saved-plan"
@@ -264,7 +265,7 @@ def _check_change(f: Fields, where: str, change: Any) -> str:
         raise f.fail(where, change, f"must be a table, not {json_type(change)}")
     prefix = f"{where}."
     kind = f.get(change, prefix, "kind", str)
-    if kind not in STEP_KINDS:
+    if step_class(kind) is None:
         raise f.fail(f"{prefix}kind", kind, "unknown step kind")
     f.only(change, prefix, _CHANGE_KEYS | (_MANUAL_KEYS if kind == "manual" else frozenset()))
     action = f.get(change, prefix, "action", str)

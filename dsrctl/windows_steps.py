@@ -196,6 +196,17 @@ def sort_windows_steps(steps: list[Step]) -> list[Step]:
     return sorted(steps, key=key)
 
 
+# The journal kinds of this module (dsrctl.kinds.registry imports it by name, on use).
+STEPS: tuple[type[Step], ...] = (
+    AdapterStep,
+    NetshSetStep,
+    DhcpStep,
+    VipStep,
+    FirewallRuleStep,
+    ManualStep,
+)
+
+
 # WindowsHost.preflight reads the steps of these kinds through the Protocols of
 # providers.windows.changes: mypy checks here that each class gives what they name.
 PREFLIGHT: tuple[

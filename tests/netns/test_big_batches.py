@@ -96,7 +96,8 @@ from dsrctl.errors import ApplyFailed
 from dsrctl.executor import execute
 from dsrctl.model import AddressState
 from dsrctl.plan import Plan
-from dsrctl.steps import AddressStep, Phase
+from dsrctl.kinds.address import AddressStep
+from dsrctl.steps import Phase
 from providers.linux import addresses, rtnl
 from providers.linux.host import LinuxHost
 from state.journal import Journal
@@ -141,7 +142,8 @@ ACKS_DROPPED = (
     r"""
 import json
 from dsrctl.model import AddressState
-from dsrctl.steps import AddressStep, Phase
+from dsrctl.kinds.address import AddressStep
+from dsrctl.steps import Phase
 from providers.linux import addresses, rtnl
 
 rtnl.BUFFER_WANTED = 1 << 14     # SO_RCVBUF 32 KiB: about 40 acks fit

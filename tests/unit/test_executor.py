@@ -15,9 +15,12 @@ import pytest
 
 from dsrctl.errors import ApplyFailed, HostError, StateError, VerificationError
 from dsrctl.executor import execute, group_steps
+from dsrctl.kinds.address import AddressStep
+from dsrctl.kinds.file import FileStep
+from dsrctl.kinds.sysctl import SysctlStep
 from dsrctl.model import AddressState, FileState
 from dsrctl.plan import Plan
-from dsrctl.steps import AddressStep, FileStep, Phase, Step, SysctlStep
+from dsrctl.steps import Phase, Step
 from state import safefile
 from state.journal import Journal, read_journal, read_records
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from dsrctl.kinds.file import FileStep
+from dsrctl.kinds.registry import step_from_record
 from dsrctl.model import FileState
-from dsrctl.steps import FileStep, Phase, step_from_record
+from dsrctl.steps import Phase
 from providers.linux import files
 
 

@@ -23,9 +23,10 @@ import pytest
 
 from dsrctl.errors import ApplyFailed, HostError
 from dsrctl.executor import execute
+from dsrctl.kinds.address import AddressStep
 from dsrctl.model import AddressState
 from dsrctl.plan import Plan
-from dsrctl.steps import AddressStep, Phase, Step
+from dsrctl.steps import Phase, Step
 from providers.linux import addresses, rtnl
 from state.journal import Journal
 

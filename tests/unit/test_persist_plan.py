@@ -10,11 +10,14 @@ import pytest
 from dsrctl.desired import build_desired, dropped_vips, vip_states
 from dsrctl.diff import build_plan
 from dsrctl.errors import SpecError
+from dsrctl.kinds.directory import DirStep
+from dsrctl.kinds.registry import step_from_record
+from dsrctl.kinds.symlink import SymlinkStep
 from dsrctl.model import DIRECTORY, FileState, HostState
 from dsrctl.persistence import Persistence, build, choose_backend
 from dsrctl.plan import Plan
 from dsrctl.spec import Spec, parse_spec
-from dsrctl.steps import DirStep, Phase, SymlinkStep, step_from_record
+from dsrctl.steps import Phase
 from providers.linux.persist import Claim, Detection, NmProfile
 from providers.linux.persist.detect import detect
 from state.ownership import Ownership

@@ -1,0 +1,52 @@
+"""The resource-kind registry: one record per kind, the journal kinds of every platform."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsrctl.desired import Desired
+from dsrctl.kinds.registry import BY_NAME, LINUX, step_class, step_from_record
+from dsrctl.model import AddressState
+from dsrctl.steps import Phase, Step
+
+# Every journal kind dsrctl has written: a kind that disappears breaks rollback of old runs.
+JOURNAL_KINDS = {
+    "sysctl": "dsrctl.kinds.sysctl:SysctlStep",
+    "address": "dsrctl.kinds.address:AddressStep",
+    "file": "dsrctl.kinds.file:FileStep",
+    "symlink": "dsrctl.kinds.symlink:SymlinkStep",
+    "dir": "dsrctl.kinds.directory:DirStep",
+    "adapter": "dsrctl.windows_steps:AdapterStep",
+    "netsh": "dsrctl.windows_steps:NetshSetStep",
+    "dhcp": "dsrctl.windows_steps:DhcpStep",
+    "vip": "dsrctl.windows_steps:VipStep",
+    "firewall": "dsrctl.windows_steps:FirewallRuleStep",
+    "manual": "dsrctl.windows_steps:ManualStep",
+}
+
+
+def test_each_kind_is_named_once_and_names_its_step() -> None:
+    assert [kind.name for kind in LINUX] == ["sysctl", "address", "file", "symlink", "dir"]
+    assert len(BY_NAME) == len(LINUX)
+    for kind in LINUX:
+        assert kind.step.kind == kind.name
+
+
+@pytest.mark.parametrize("kind", sorted(JOURNAL_KINDS))
+def test_every_journal_kind_finds_its_step_class(kind: str) -> None:
+    cls = step_class(kind)
+    assert cls is not None
+    assert f"{cls.__module__}:{cls.__name__}" == JOURNAL_KINDS[kind]
+
+
+def test_unknown_kind() -> None:
+    assert step_class("tunnel") is None
+    with pytest.raises(ValueError, match="unknown step kind 'tunnel' in the journal"):
+        step_from_record({"kind": "tunnel"})
+
+
+def test_a_step_comes_back_from_its_record() -> None:
+    state = AddressState("192.0.2.1", 32, label="lo")
+    step: Step = BY_NAME["address"].make_step("address:lo:192.0.2.1/32", None, state, Desired())
+    assert step.phase is Phase.ADD_ADDRESSES
+    assert step_from_record(step.to_record()) == step
