@@ -20,7 +20,7 @@ from typing import Any
 
 from dsrctl.engine import Context
 from dsrctl.errors import MISSING, DsrctlError, PrivilegeError, SpecError
-from dsrctl.planning import PlanResult
+from dsrctl.planning import PlanResult, check_spec
 from dsrctl.savedplan import Fields, json_type, read_regular, strict_json
 from dsrctl.spec import load_spec
 from state.ownership import Ownership
@@ -40,7 +40,7 @@ def capture(spec_path: str, state_dir: str, output: str) -> tuple[int, PlanResul
     spec = load_spec(spec_path)
     recorder = RecordingRunner(ProcessRunner())
     provider = WindowsHost(recorder)
-    provider.check_spec(spec)
+    check_spec(spec, provider)
     state = StateDir(state_dir)
     notes: list[str] = []
     try:
@@ -81,7 +81,7 @@ def open_capture(path: str, spec_path: str, state_dir: str) -> Context:
     ownership = Ownership.from_json(data.ownership, path)
     spec = load_spec(spec_path)
     provider = WindowsHost(runner)
-    provider.check_spec(spec)
+    check_spec(spec, provider)
     note = f"planned from the capture {path} (host {data.host}, {data.captured})"
     return Context(spec, provider, StateDir(state_dir), ownership, [note, *data.notes])
 

@@ -363,7 +363,14 @@ def show(
             raise DsrctlError(f"--root {root}: no such directory")
         if where and (options.platform or detect_platform()) != "linux":
             raise DsrctlError("--root: only the Linux provider reads a boot configuration")
-        report = get_provider(options.platform, **where).describe()
+        provider = get_provider(options.platform, **where)
+        report = provider.describe()
+        if provider.platform == "linux":
+            from dsrctl.linux_checks import describe_persistence
+            from providers.linux.host import LinuxHost
+
+            assert isinstance(provider, LinuxHost)
+            report["persistence"] = describe_persistence(provider)
         state = StateDir(options.state_dir)
         state.verify()  # trusted before any record in it is read
         records = Ownership.load(state.ownership_file).records
@@ -393,12 +400,13 @@ def validate(
     """Check a spec file (syntax, values, and that its sysctls exist on this host)."""
 
     def body() -> int:
+        from dsrctl.planning import check_spec
         from dsrctl.spec import load_spec
         from providers.base import get_provider
 
         notes = _trusted_spec(spec, None)
         loaded = load_spec(spec)
-        get_provider(root_options(ctx).platform).check_spec(loaded)
+        check_spec(loaded, get_provider(root_options(ctx).platform))
         for note in [*notes, *loaded.warnings]:
             typer.echo(f"! {note}")
         typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")

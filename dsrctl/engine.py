@@ -26,7 +26,7 @@ from dsrctl.errors import (
 )
 from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
-from dsrctl.planning import PlanResult, planner_for
+from dsrctl.planning import PlanResult, check_spec, planner_for
 from dsrctl.spec import Spec, load_spec
 from providers.base import Provider, get_provider
 from state.inflight import clear_inflight, mark_inflight
@@ -52,7 +52,7 @@ class Context:
 def open_context(spec_path: str, state_dir: str, platform: str | None = None) -> Context:
     spec = load_spec(spec_path)
     provider = get_provider(platform)
-    provider.check_spec(spec)
+    check_spec(spec, provider)
     state = StateDir(state_dir)
     state.verify()
     notes = state_notes(state)
@@ -382,7 +382,7 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
     from dsrctl.spec import parse_spec
 
     spec = parse_spec(tomllib.loads(text), spec_path)
-    provider.check_spec(spec)
+    check_spec(spec, provider)
     provider.check_privileges()
     state = StateDir(state_dir)
     state.ensure()

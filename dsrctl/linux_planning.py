@@ -36,5 +36,7 @@ def persistence_for(spec: Spec, provider: Any, ownership: Ownership) -> Persiste
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
         result = build(spec, detection, vip_states(spec), dropped_vips(spec, ownership))
     if persist.enabled:
-        result.notes += provider.sysctl_conflicts(persist.root, persist.sysctl_file, spec)
+        result.notes += provider.sysctl_conflicts(
+            persist.root, persist.sysctl_file, spec.linux.all_sysctls()
+        )
     return result

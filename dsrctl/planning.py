@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dsrctl.plan import Plan
 from dsrctl.spec import Spec
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from providers.base import Provider
 
 
 @dataclass
@@ -41,3 +44,25 @@ def planner_for(platform: str) -> Planner:
     module_name, _, function = _PLANNERS[platform].partition(":")
     planner: Planner = getattr(importlib.import_module(module_name), function)
     return planner
+
+
+def check_spec(spec: Spec, provider: Provider) -> None:
+    """Refuse a spec that names what this host does not have (SpecError), before anything
+    is read or changed: the platform's checks over the provider's plain answers."""
+    from providers.errors import ProviderError
+
+    if provider.platform == "linux":
+        from dsrctl.linux_checks import check_linux_spec
+        from providers.linux.host import LinuxHost
+
+        if isinstance(provider, LinuxHost):
+            check_linux_spec(spec, provider)
+            return
+    if provider.platform == "windows":
+        from dsrctl.windows_checks import check_windows_spec
+        from providers.windows.host import WindowsHost
+
+        if isinstance(provider, WindowsHost):
+            check_windows_spec(spec, provider)
+            return
+    raise ProviderError(f"no spec checks for the {provider.platform!r} provider")

@@ -1,8 +1,8 @@
 """The TOML spec: load, validate, canonicalise.
 
 Everything here is pure (no host access): a spec that passes :func:`load_spec` is valid
-in itself. Checks that need the host (does this sysctl exist?) are the provider's, and
-run before anything is read or changed (``providers.linux.LinuxHost.check_spec``).
+in itself. Checks that need the host (does this sysctl exist?) ask the provider, and
+run before anything is read or changed (``dsrctl.planning.check_spec``).
 """
 
 from __future__ import annotations

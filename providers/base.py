@@ -17,10 +17,6 @@ class Provider(ABC):
     platform: str = ""
 
     @abstractmethod
-    def check_spec(self, spec: Any) -> None:
-        """Refuse a spec that names things this host does not have (raises SpecError)."""
-
-    @abstractmethod
     def read(self, scope: ReadScope) -> HostState:
         """The current state of everything in ``scope``; read-only."""
 

@@ -6,17 +6,14 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dsrctl.errors import SpecError
 from providers.base import Provider
 from providers.errors import HostError, PrivilegeError
 from providers.linux import files
 from providers.linux.sysctl import SysctlTree
-from providers.linux.sysctl_keys import split_key
 from providers.model import FileState, HostState, ReadScope, SysctlValue
 from state.safefile import Staged
 
 if TYPE_CHECKING:
-    from dsrctl.spec import Spec
     from providers.linux.changes import AddressChange, FileChange
     from providers.linux.persist import Detection
 
@@ -43,39 +40,10 @@ class LinuxHost(Provider):
         self._spares: dict[tuple[str, str, int], Staged] = {}
 
     # -- checks -------------------------------------------------------------------------
-    def check_spec(self, spec: Spec) -> None:
-        from dsrctl.spec import sysctl_key_path
-
-        interface = spec.linux.interface
+    def has_interface(self, name: str) -> bool:
+        """Whether ``name`` is an interface of this host (its IPv4 sysctls exist)."""
         # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
-        if not os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", interface)):
-            raise SpecError(
-                spec.path, "linux.interface", interface, "no such interface on this host"
-            )
-        for key, value in spec.linux.all_sysctls().items():
-            if not self.sysctl.exists(key):
-                hint = ""
-                parts = split_key(key)
-                if len(parts) == 5 and parts[2] == "conf":
-                    hint = f" (is there an interface named {parts[3]!r}?)"
-                raise SpecError(
-                    spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
-                )
-        self._check_persistence(spec)
-
-    def _check_persistence(self, spec: Spec) -> None:
-        """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
-        from dsrctl.desired import vip_states
-        from dsrctl.persistence import build
-
-        persist = spec.linux.persist
-        if not persist.enabled:
-            return
-        if not os.path.isdir(persist.root):
-            raise SpecError(spec.path, "linux.persist.root", persist.root, "no such directory")
-        if persist.addresses == "none":
-            return
-        build(spec, self.detect_persistence(persist.root, spec.linux.interface), vip_states(spec))
+        return os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", name))
 
     def check_privileges(self) -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -202,16 +170,7 @@ class LinuxHost(Provider):
                 )
                 for leaf in SHOW_SYSCTLS
             }
-        report["persistence"] = self._describe_persistence()
         return report
-
-    def _describe_persistence(self) -> dict[str, Any]:
-        """Who configures lo at boot under ``self.root``, and what ``auto`` would pick."""
-        from dsrctl.persistence import auto_choice
-
-        detection = self.detect_persistence(self.root, "lo")
-        backend, why = auto_choice(detection)
-        return {**detection.to_json(), "auto": backend, "auto_reason": why}
 
     def _interface_sysctls(self, name: str) -> dict[str, SysctlValue | None]:
         component = name.replace(".", "/")
@@ -316,10 +275,13 @@ class LinuxHost(Provider):
             self._detections[key] = detect(root, interface, uplink=uplink() if live else None)
         return self._detections[key]
 
-    def sysctl_conflicts(self, root: str, sysctl_file: str, spec: Spec) -> list[str]:
+    def sysctl_conflicts(
+        self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
+    ) -> list[str]:
+        """Warnings for what other sysctl files under ``root`` set against ``wanted``."""
         from providers.linux.persist.sysctl_conflicts import scan
 
-        return scan(root, sysctl_file, spec.linux.all_sysctls())
+        return scan(root, sysctl_file, wanted)
 
     def run_batch(self, steps: Sequence[AddressChange]) -> list[BaseException | None]:
         """Run a group of batchable steps of one kind in one host call (addresses are the

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dsrctl.errors import MISSING, SpecError
 from providers.base import Provider
 from providers.errors import HostError, PrivilegeError, ProviderError
 from providers.model import AddressState, HostState, ReadScope
@@ -32,9 +31,6 @@ from providers.windows.model import (
     split_setting_id,
 )
 from providers.windows.runner import CommandResult, ProcessRunner, Runner
-
-if TYPE_CHECKING:
-    from dsrctl.spec import Spec
 
 ELEVATION = "The requested operation requires elevation"
 COMMAND_NOT_FOUND = "The following command was not found"
@@ -59,7 +55,7 @@ class WindowsHost(Provider):
 
     def __init__(self, runner: Runner | None = None) -> None:
         self.runner: Runner = runner or ProcessRunner()
-        # From the spec (check_spec) or the read scope; detected when neither came first
+        # From the spec (dsrctl's spec check) or the read scope; detected when neither came first
         # (a rollback from the journal has no spec).
         self.profile: str | None = None
         # Non-blocking manual steps the operator was told about in this run (see
@@ -70,47 +66,14 @@ class WindowsHost(Provider):
         self.created = loopback.CreatedAdapters()
 
     # -- checks -------------------------------------------------------------------------
-    def check_spec(self, spec: Spec) -> None:
-        windows = spec.windows
-        if windows is None:
-            raise SpecError(
-                spec.path,
-                "windows",
-                MISSING,
-                "this host runs Windows: the spec needs a [windows] table with at least "
-                "loopback and uplinks (see docs/windows.md)",
-            )
-        self.profile = windows.profile
-        names = [("windows.loopback", windows.loopback)]
-        names += [(f"windows.uplinks[{i}]", name) for i, name in enumerate(windows.uplinks)]
-        names += [(f"windows.firewall[{i}].name", r.name) for i, r in enumerate(windows.firewall)]
-        for key, name in names:
-            self._check_printable(spec.path, key, name)
-        adapters = reader.read_adapters(self.query)
-        for index, uplink in enumerate(windows.uplinks):
-            if uplink.lower() not in adapters:
-                known = ", ".join(sorted(adapters.values())) or "none"
-                raise SpecError(
-                    spec.path,
-                    f"windows.uplinks[{index}]",
-                    uplink,
-                    f"no network adapter of that name on this host (adapters: {known})",
-                )
-        if windows.devcon is not None and self.runner.find(windows.devcon) is None:
-            raise SpecError(spec.path, "windows.devcon", windows.devcon, "not found on this host")
+    def console_encoding(self) -> str:
+        """The code page netsh prints in (its codecs name): a name it cannot encode cannot
+        be read back."""
+        return codecs.lookup(self.runner.encoding).name
 
-    def _check_printable(self, path: str, key: str, name: str) -> None:
-        encoding = codecs.lookup(self.runner.encoding).name
-        try:
-            name.encode(encoding)
-        except UnicodeEncodeError:
-            raise SpecError(
-                path,
-                key,
-                name,
-                f"netsh prints in this console's code page ({encoding}), which cannot show "
-                "this name, so dsrctl could not read it back; rename it",
-            ) from None
+    def adapter_names(self) -> dict[str, str]:
+        """The network adapters of this host: lower-cased name -> name."""
+        return reader.read_adapters(self.query)
 
     def check_privileges(self) -> None:
         """Nothing to ask up front: the first write reports a missing elevation."""

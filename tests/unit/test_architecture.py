@@ -9,8 +9,8 @@
 What breaks a rule today is listed below, exactly: a new edge fails, and so does a listed
 edge that is gone (delete its line), so the lists only shrink.
 
-Not seen here: the "module:Name" strings of the registries (providers.base._REGISTRY,
-planning._PLANNERS, steps.STEP_KINDS), which are imported by name at run time.
+Not seen here: the module names of the registries (providers.base._REGISTRY,
+planning._PLANNERS, kinds.registry.STEP_MODULES), which are imported by name at run time.
 """
 
 from __future__ import annotations
@@ -33,19 +33,11 @@ FORBIDDEN = {
 ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 # importer -> the forbidden modules it imports today; later steps of issue 10 remove them.
-# providers/ have their own model and errors (providers/model.py, providers/errors.py):
-# dsrctl.errors is left only for SpecError and MISSING (check_spec), beside the planning
-# code in the hosts and state.safefile.
+# providers/ have their own model and errors (providers/model.py, providers/errors.py);
+# dsrctl checks the spec against the host (dsrctl/linux_checks.py, windows_checks.py).
 ALLOWED_FORBIDDEN: dict[str, set[str]] = {
     "providers.linux.files": {"state.safefile"},
-    "providers.linux.host": {
-        "dsrctl.desired",
-        "dsrctl.errors",
-        "dsrctl.persistence",
-        "dsrctl.spec",
-        "state.safefile",
-    },
-    "providers.windows.host": {"dsrctl.errors", "dsrctl.spec"},
+    "providers.linux.host": {"state.safefile"},
 }
 
 

@@ -1,0 +1,62 @@
+"""The Linux spec against this host: refuse, before anything is read or changed, a spec
+that names an interface or sysctl the host does not have, or a persistence dsrctl cannot
+trust; and what `show` says ``auto`` would pick.
+
+The provider answers the plain questions (does the interface exist, does the sysctl,
+who configures the interface at boot); the verdicts and their messages are dsrctl's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from dsrctl.errors import SpecError
+from providers.linux.sysctl_keys import split_key
+
+if TYPE_CHECKING:
+    from dsrctl.spec import Spec
+    from providers.linux.host import LinuxHost
+
+
+def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
+    from dsrctl.spec import sysctl_key_path
+
+    interface = spec.linux.interface
+    if not host.has_interface(interface):
+        raise SpecError(spec.path, "linux.interface", interface, "no such interface on this host")
+    for key, value in spec.linux.all_sysctls().items():
+        if not host.sysctl.exists(key):
+            hint = ""
+            parts = split_key(key)
+            if len(parts) == 5 and parts[2] == "conf":
+                hint = f" (is there an interface named {parts[3]!r}?)"
+            raise SpecError(
+                spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
+            )
+    check_persistence(spec, host)
+
+
+def check_persistence(spec: Spec, host: LinuxHost) -> None:
+    """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
+    from dsrctl.desired import vip_states
+    from dsrctl.persistence import build
+
+    persist = spec.linux.persist
+    if not persist.enabled:
+        return
+    if not os.path.isdir(persist.root):
+        raise SpecError(spec.path, "linux.persist.root", persist.root, "no such directory")
+    if persist.addresses == "none":
+        return
+    build(spec, host.detect_persistence(persist.root, spec.linux.interface), vip_states(spec))
+
+
+def describe_persistence(host: LinuxHost) -> dict[str, Any]:
+    """Who configures lo at boot under the host's root, and what ``auto`` would pick
+    (`dsrctl show`)."""
+    from dsrctl.persistence import auto_choice
+
+    detection = host.detect_persistence(host.root, "lo")
+    backend, why = auto_choice(detection)
+    return {**detection.to_json(), "auto": backend, "auto_reason": why}
