@@ -23,8 +23,8 @@ from dsrctl.errors import MISSING, DsrctlError, PrivilegeError, SpecError
 from dsrctl.planning import PlanResult, check_spec
 from dsrctl.savedplan import Fields, json_type, read_regular, strict_json
 from dsrctl.spec import load_spec
+from providers import safefile
 from state.ownership import Ownership
-from state.safefile import write_atomic
 from state.statedir import StateDir
 
 CAPTURE_FORMAT = "dsrctl-capture"
@@ -41,7 +41,7 @@ def capture(spec_path: str, state_dir: str, output: str) -> tuple[int, PlanResul
     recorder = RecordingRunner(ProcessRunner())
     provider = WindowsHost(recorder)
     check_spec(spec, provider)
-    state = StateDir(state_dir)
+    state = StateDir(state_dir, safefile)
     notes: list[str] = []
     try:
         ownership = Ownership.load(state.ownership_file)
@@ -64,7 +64,7 @@ def capture(spec_path: str, state_dir: str, output: str) -> tuple[int, PlanResul
         "commands": [entry.to_json() for entry in recorder.results],
     }
     try:
-        write_atomic(output, json.dumps(data, indent=1).encode() + b"\n", 0o644)
+        safefile.write_atomic(output, json.dumps(data, indent=1).encode() + b"\n", 0o644)
     except OSError as exc:
         raise DsrctlError(f"cannot write the capture to {output}: {exc.strerror}") from None
     return len(recorder.results), result
@@ -83,7 +83,7 @@ def open_capture(path: str, spec_path: str, state_dir: str) -> Context:
     provider = WindowsHost(runner)
     check_spec(spec, provider)
     note = f"planned from the capture {path} (host {data.host}, {data.captured})"
-    return Context(spec, provider, StateDir(state_dir), ownership, [note, *data.notes])
+    return Context(spec, provider, StateDir(state_dir, safefile), ownership, [note, *data.notes])
 
 
 # A capture holds a few dozen command outputs; anything this big was not made by dsrctl.

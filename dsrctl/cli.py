@@ -353,6 +353,7 @@ def show(
     boot, dsrctl records)."""
 
     def body() -> int:
+        from providers import safefile
         from providers.base import detect_platform, get_provider
         from state.ownership import Ownership
         from state.statedir import StateDir
@@ -371,7 +372,7 @@ def show(
 
             assert isinstance(provider, LinuxHost)
             report["persistence"] = describe_persistence(provider)
-        state = StateDir(options.state_dir)
+        state = StateDir(options.state_dir, safefile)
         state.verify()  # trusted before any record in it is read
         records = Ownership.load(state.ownership_file).records
         from dsrctl.engine import state_notes

@@ -29,9 +29,10 @@ def confirm(ctx: typer.Context) -> None:
 
     def body() -> int:
         from dsrctl.confirm import confirm as confirm_pending
+        from providers import safefile
         from state.statedir import StateDir
 
-        pending = confirm_pending(StateDir(root_options(ctx).state_dir), "dsrctl confirm")
+        pending = confirm_pending(StateDir(root_options(ctx).state_dir, safefile), "dsrctl confirm")
         typer.echo(f"Confirmed apply {pending.txn}: the automatic revert is cancelled.")
         return 0
 
@@ -55,11 +56,12 @@ def rollback(
     def body() -> int:
         from dsrctl.render import Output, render_plan
         from dsrctl.rollback import RollbackPlan, plan_rollback, run_rollback
+        from providers import safefile
         from providers.base import get_provider
         from state.statedir import StateDir
 
         options = root_options(ctx)
-        state = StateDir(options.state_dir)
+        state = StateDir(options.state_dir, safefile)
         out = Output()
         if dry_run:
             planned = plan_rollback(state, to)
@@ -89,12 +91,13 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Past applies and rollbacks: time, user, spec digest, result."""
 
     def body() -> int:
+        from providers import safefile
         from state.inflight import read_inflight
         from state.journal import read_history
         from state.pending import read_pending
         from state.statedir import StateDir
 
-        state = StateDir(root_options(ctx).state_dir)
+        state = StateDir(root_options(ctx).state_dir, safefile)
         state.verify()
         inflight = read_inflight(state)
         pending = read_pending(state)
@@ -241,10 +244,11 @@ def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
 
     def body() -> int:
         from dsrctl.confirm import revert_unless_confirmed as watch
+        from providers import safefile
         from state.statedir import StateDir
 
         options = root_options(ctx)
-        message = watch(StateDir(options.state_dir), txn, options.platform or "linux")
+        message = watch(StateDir(options.state_dir, safefile), txn, options.platform or "linux")
         typer.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {txn}: {message}")
         return 0
 

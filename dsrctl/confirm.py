@@ -17,6 +17,7 @@ import os
 import time
 
 from dsrctl.errors import REPORTED, DsrctlError
+from providers import safefile
 from state.errors import LockError
 from state.lock import ApplyLock
 from state.pending import Pending, clear_pending, read_pending, write_pending
@@ -151,12 +152,12 @@ def confirm(state: StateDir, command: str) -> Pending:
     from state.lock import ApplyLock
 
     state.ensure()
-    with ApplyLock(state.lock_file, command):
+    with ApplyLock(state.lock_file, command, safefile):
         pending = read_pending(state)
         if pending is None:
             raise DsrctlError("no apply is waiting for confirmation")
         clear_pending(state, pending.txn)
-        append_record(state.journal_file, pending.txn, "confirmed", target=pending.txn)
+        append_record(state, pending.txn, "confirmed", target=pending.txn)
         from dsrctl.monitoring import log
 
         log(f"confirm: apply {pending.txn} confirmed; automatic revert cancelled", "notice")
@@ -180,7 +181,7 @@ def _wait_for_lock(state: StateDir, txn: str, command: str) -> ApplyLock | None:
     None if the apply was confirmed or rolled back meanwhile."""
     next_report = time.monotonic()
     while True:
-        lock = ApplyLock(state.lock_file, command)
+        lock = ApplyLock(state.lock_file, command, safefile)
         try:
             lock.acquire()
             return lock

@@ -28,6 +28,7 @@ from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult, check_spec, planner_for
 from dsrctl.spec import Spec, load_spec
+from providers import safefile
 from providers.base import Provider, get_provider
 from state.inflight import clear_inflight, mark_inflight
 from state.journal import Journal, append_record
@@ -53,7 +54,7 @@ def open_context(spec_path: str, state_dir: str, platform: str | None = None) ->
     spec = load_spec(spec_path)
     provider = get_provider(platform)
     check_spec(spec, provider)
-    state = StateDir(state_dir)
+    state = StateDir(state_dir, safefile)
     state.verify()
     notes = state_notes(state)
     try:
@@ -144,7 +145,7 @@ def apply(
 
     ctx.provider.check_privileges()
     ctx.state_dir.ensure()
-    with ApplyLock(ctx.state_dir.lock_file, command) as lock:
+    with ApplyLock(ctx.state_dir.lock_file, command, safefile) as lock:
         notes = [lock.recovered] if lock.recovered else []
         notes += journal_problems(ctx.state_dir)
         waiting = pending_note(ctx.state_dir)
@@ -172,9 +173,7 @@ def apply(
             if dead is not None:
                 # Everything the dead run set out to do is in effect: it is complete, and
                 # `dsrctl rollback` can undo it like any apply.
-                append_record(
-                    ctx.state_dir.journal_file, dead.txn, "end", result="applied", recovered=True
-                )
+                append_record(ctx.state_dir, dead.txn, "end", result="applied", recovered=True)
                 clear_inflight(ctx.state_dir, dead.txn)
             return ApplyOutcome(plan, 0, notes=notes)
         if saved is None and not confirm(plan):
@@ -211,10 +210,10 @@ def _run_apply(
     # here; committing them afterwards is a rename that needs no space.
     after = next_ownership(ctx.ownership, result)
     try:
-        staged = after.stage(ctx.state_dir.ownership_file)
+        staged = after.stage(ctx.state_dir.ownership_file, safefile)
     except REPORTED as exc:
         raise nothing_changed(exc) from None
-    journal = Journal(ctx.state_dir.journal_file)
+    journal = Journal(ctx.state_dir.journal_file, safefile)
     try:
         txn = journal.begin(
             kind="apply",
@@ -312,9 +311,7 @@ def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[s
     extended = dataclasses.replace(pending, deadline=time.time() + seconds)
     try:
         write_pending(ctx.state_dir, extended)
-        append_record(
-            ctx.state_dir.journal_file, pending.txn, "pending", deadline=extended.deadline
-        )
+        append_record(ctx.state_dir, pending.txn, "pending", deadline=extended.deadline)
     except (OSError, DsrctlError, ProviderError, StateError) as exc:
         notes.append(f"could not move the confirmation deadline ({exc}); it stays at the first")
         return pending
@@ -336,7 +333,7 @@ def _forget_run(ctx: Context, txn: str, keep_pending: bool = False) -> None:
 
 def _clean_up_strays(ctx: Context, result: PlanResult) -> list[str]:
     """Remove temporary files a killed run left in the directories dsrctl writes."""
-    from state.safefile import remove_stray_temp_files
+    from providers.safefile import remove_stray_temp_files
 
     removed: list[str] = []
     for directory in stray_directories(ctx, result):
@@ -363,7 +360,7 @@ def stray_directories(ctx: Context, result: PlanResult) -> list[str]:
 
 def stray_notes(ctx: Context, result: PlanResult) -> list[str]:
     """What plan and drift say about temporary files a killed run left behind."""
-    from state.safefile import stray_temp_files
+    from providers.safefile import stray_temp_files
 
     found = [path for d in stray_directories(ctx, result) for path in stray_temp_files(d)]
     if not found:
@@ -384,9 +381,9 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
     spec = parse_spec(tomllib.loads(text), spec_path)
     check_spec(spec, provider)
     provider.check_privileges()
-    state = StateDir(state_dir)
+    state = StateDir(state_dir, safefile)
     state.ensure()
-    with ApplyLock(state.lock_file, command):
+    with ApplyLock(state.lock_file, command, safefile):
         ownership = Ownership.load(state.ownership_file)
         ctx = Context(spec, provider, state, ownership)
         result = make_plan(ctx, report_strays=False)
@@ -398,7 +395,7 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
                     resource, created=False, original=_record_value(result.have_rich[resource])
                 )
                 count += 1
-        ownership.save(state.ownership_file)
+        ownership.save(state.ownership_file, safefile)
         return count
 
 
@@ -409,7 +406,7 @@ def _log(message: str, severity: str = "notice") -> None:
 
 
 def _supersede(ctx: Context, by: str, dead: str) -> None:
-    append_record(ctx.state_dir.journal_file, by, "superseded", target=dead)
+    append_record(ctx.state_dir, by, "superseded", target=dead)
 
     clear_inflight(ctx.state_dir, dead)
 
@@ -433,7 +430,7 @@ def _differences_from(ctx: Context, before: PlanResult) -> list[str]:
 
 def _record_ownership(ctx: Context, result: PlanResult) -> None:
     ctx.ownership = next_ownership(ctx.ownership, result)
-    ctx.ownership.save(ctx.state_dir.ownership_file)
+    ctx.ownership.save(ctx.state_dir.ownership_file, safefile)
 
 
 def next_ownership(ownership: Ownership, result: PlanResult) -> Ownership:

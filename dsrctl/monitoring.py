@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from state.safefile import write_atomic
+from providers.safefile import write_atomic
 
 NAGIOS_OK, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 2, 3
 KINDS = ("sysctl", "address", "file")

@@ -26,6 +26,7 @@ from dsrctl.errors import (
 from dsrctl.kinds.registry import step_from_record
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
+from providers import safefile
 from providers.base import Provider
 from state.inflight import clear_inflight, mark_inflight, read_inflight
 from state.journal import Journal, Transaction, transactions
@@ -140,7 +141,7 @@ def run_rollback(
 ) -> RollbackPlan:
     provider.check_privileges()
     state.ensure()
-    with ApplyLock(state.lock_file, command) as lock:
+    with ApplyLock(state.lock_file, command, safefile) as lock:
         planned = plan_rollback(state, to, locked=True)
         if lock.recovered:
             planned.plan = Plan(planned.plan.steps, (lock.recovered, *planned.plan.notes))
@@ -167,13 +168,13 @@ def execute_rollback(
     # rollback before it touches the host; the commit is a rename.
     try:
         staged = (
-            Ownership.from_json(before, state.ownership_file).stage(state.ownership_file)
+            Ownership.from_json(before, state.ownership_file).stage(state.ownership_file, safefile)
             if before is not None
             else None
         )
     except REPORTED as exc:
         raise nothing_changed(exc) from None
-    journal = Journal(state.journal_file)
+    journal = Journal(state.journal_file, safefile)
     try:
         txn = journal.begin(
             kind="rollback",

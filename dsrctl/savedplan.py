@@ -21,7 +21,7 @@ from dsrctl.kinds.registry import step_class
 from dsrctl.plan import PLAN_FORMAT_VERSION
 from dsrctl.planning import PlanResult
 from dsrctl.steps import Phase
-from state.safefile import write_atomic
+from providers.safefile import write_atomic
 
 SAVED_FORMAT = "dsrctl-saved-plan"
 SAVED_VERSION = 1

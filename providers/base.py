@@ -5,10 +5,33 @@ from __future__ import annotations
 import importlib
 import sys
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from providers.errors import ProviderError
 from providers.model import HostState, ReadScope
+
+
+class PlannedChange(Protocol):
+    """A step of a plan as a provider's preflight sees it (dsrctl's steps fit it
+    structurally): its kind says what it changes and which Protocol of the platform's
+    ``changes`` module it also fits."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def name(self) -> str:
+        """What it changes, without the kind: a path, an interface, a rule name..."""
+        ...
+
+    @property
+    def before(self) -> object: ...
+
+    @property
+    def after(self) -> object:
+        """None when the step removes what it changes."""
+        ...
 
 
 class Provider(ABC):
@@ -33,7 +56,7 @@ class Provider(ABC):
         None when absent). Rollback from the journal verifies its result with this."""
         raise ProviderError(f"rollback from the journal is not available on {self.platform}")
 
-    def preflight(self, steps: Any) -> None:  # noqa: B027 - optional hook
+    def preflight(self, steps: Sequence[PlannedChange]) -> None:  # noqa: B027 - optional hook
         """Check what can be checked before the first change (raises HostError)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -35,6 +35,7 @@ class Inflight:
 
 def mark_inflight(state: StateDir, txn: str, kind: str, command: str) -> None:
     write_marker(
+        state.writer,
         state.inflight_file,
         {
             "txn": txn,

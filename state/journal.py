@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from state.errors import StateError
-from state.safefile import write_all
-from state.statedir import open_state_file_for, read_state_file
+from state.statedir import StateDir, open_state_file_for, read_state_file
+from state.writer import FileWriter
 
 ROTATE_BYTES = 8 * 1024 * 1024
 FORMAT_VERSION = 1  # "v" of every record; a reader skips records of a newer format
@@ -44,8 +44,9 @@ END_RESULTS = ("applied", "rolled-back", "rollback-failed")
 
 
 class Journal:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, writer: FileWriter) -> None:
         self.path = path
+        self.writer = writer
         self.txn = ""
         self._fd: int | None = None
         self._start = 0  # length of the file before this transaction's first record
@@ -82,7 +83,7 @@ class Journal:
         if size and not _ends_with_newline(self._fd, size):
             line = b"\n" + line  # a torn last line stays a line of its own
         try:
-            write_all(self._fd, line)
+            self.writer.write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as exc:
             # Cut off what got written: a torn record must not stand in the journal, and
@@ -307,9 +308,9 @@ def transactions(path: str) -> list[Transaction]:
     return read_history(path).transactions
 
 
-def append_record(path: str, txn: str, record_type: str, **fields: Any) -> None:
+def append_record(state: StateDir, txn: str, record_type: str, **fields: Any) -> None:
     """One record outside a running transaction (reverted, superseded, confirmed)."""
-    journal = Journal(path)
+    journal = Journal(state.journal_file, state.writer)
     journal.open_existing(txn)
     try:
         journal.write(record_type, **fields)

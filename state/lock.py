@@ -16,14 +16,15 @@ import time
 from types import TracebackType
 
 from state.errors import LockError
-from state.safefile import write_all
 from state.statedir import open_state_file_for
+from state.writer import FileWriter
 
 
 class ApplyLock:
-    def __init__(self, path: str, command: str) -> None:
+    def __init__(self, path: str, command: str, writer: FileWriter) -> None:
         self.path = path
         self.command = command
+        self.writer = writer
         self._fd: int | None = None
         # Set when the lock file still named a holder: that process died holding it.
         self.recovered: str | None = None
@@ -53,7 +54,7 @@ class ApplyLock:
         }
         try:
             os.ftruncate(fd, 0)
-            _write_start(fd, (json.dumps(info) + "\n").encode())
+            _write_start(fd, (json.dumps(info) + "\n").encode(), self.writer)
         except OSError:
             pass  # a full disk: the lock holds all the same, it just names nobody
 
@@ -134,6 +135,6 @@ def _read_start(fd: int) -> bytes:
     return os.read(fd, 4096)
 
 
-def _write_start(fd: int, data: bytes) -> None:
+def _write_start(fd: int, data: bytes, writer: FileWriter) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
-    write_all(fd, data)
+    writer.write_all(fd, data)

@@ -10,16 +10,16 @@ import os
 from typing import Any
 
 from state.errors import StateError, StatePermissionError
-from state.safefile import write_atomic
 from state.statedir import read_state_file
+from state.writer import FileWriter
 
 # field -> (the types it may hold, required); a boolean is never a number here
 Fields = dict[str, tuple[tuple[type, ...], bool]]
 
 
-def write_marker(path: str, record: dict[str, Any]) -> None:
+def write_marker(writer: FileWriter, path: str, record: dict[str, Any]) -> None:
     try:
-        write_atomic(path, json.dumps(record).encode() + b"\n", 0o600)
+        writer.write_atomic(path, json.dumps(record).encode() + b"\n", 0o600)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror}") from None
 

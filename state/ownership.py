@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from state.errors import StateError, StatePermissionError
-from state.safefile import Staged, stage
 from state.statedir import read_state_file
+from state.writer import FileWriter, StagedWrite
 
 FORMAT_VERSION = 1
 
@@ -100,16 +100,16 @@ class Ownership:
             )
         return cls(records)
 
-    def save(self, path: str) -> None:
-        self.stage(path).commit()
+    def save(self, path: str, writer: FileWriter) -> None:
+        self.stage(path, writer).commit()
 
-    def stage(self, path: str) -> Staged:
+    def stage(self, path: str, writer: FileWriter) -> StagedWrite:
         """The records written beside ``path``, renamed into place by ``commit()``: a
-        transaction stages them before its first change (see state.safefile.Staged)."""
+        transaction stages them before its first change (see state.writer.StagedWrite)."""
         # No indent: the indenting encoder is the slow pure-Python one (10,000 records).
         data = json.dumps(self.to_json(), sort_keys=True).encode() + b"\n"
         try:
-            return stage(path, data, 0o600)
+            return writer.stage(path, data, 0o600)
         except OSError as exc:
             raise StateError(f"cannot write ownership records {path}: {exc.strerror}") from None
 

@@ -53,6 +53,7 @@ def read_pending(state: StateDir) -> Pending | None:
 
 def write_pending(state: StateDir, pending: Pending) -> None:
     write_marker(
+        state.writer,
         state.pending_file,
         {
             "txn": pending.txn,

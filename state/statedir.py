@@ -17,12 +17,13 @@ import sys
 from dataclasses import dataclass
 
 from state.errors import StateError, StatePermissionError
-from state.safefile import open_no_follow
+from state.writer import FileWriter
 
 __all__ = [
     "DEFAULT_STATE_DIR",
     "StateDir",
     "check_trusted",
+    "open_no_follow",
     "open_state_file",
     "open_state_file_for",
     "read_state_file",
@@ -30,10 +31,16 @@ __all__ = [
 
 DEFAULT_STATE_DIR = "/var/lib/dsrctl"
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
 
 @dataclass(frozen=True)
 class StateDir:
     path: str
+    # What every state file is written through: providers.safefile, given by dsrctl.
+    writer: FileWriter
 
     @property
     def ownership_file(self) -> str:
@@ -129,6 +136,25 @@ def check_trusted(
             f"{stat.S_IMODE(info.st_mode):04o}): anyone could forge its records; "
             f"`chmod go-w {path}` after checking its contents"
         )
+
+
+def open_no_follow(path: str, flags: int, mode: int = 0o600) -> int:
+    """os.open that refuses a symbolic link at ``path`` (ELOOP) and anything but a regular
+    file: for state files, which an attacker must never redirect."""
+    # O_NONBLOCK: a FIFO planted at the path must not hang the open.
+    fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(
+                errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL, "not a regular file"
+            )
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_state_file(path: str, flags: int, writing: bool = True) -> int:

@@ -7,8 +7,9 @@ fit where the executor and the steps hand their steps to the host.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
+from providers.base import PlannedChange
 from providers.model import AddressState
 
 
@@ -50,3 +51,8 @@ class FileChange(Protocol):
     def before(self) -> object:
         """What the resource held before: a ``FileState`` for a file that exists."""
         ...
+
+
+def is_address(step: PlannedChange) -> TypeGuard[AddressChange]:
+    """An address step (``LinuxHost.preflight`` reads its interface)."""
+    return step.kind == "address"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from providers.errors import HostError, PrivilegeError
 from providers.model import DIRECTORY, FileState
-from state.safefile import Staged, stage, temp_name, write_atomic
+from providers.safefile import Staged, stage, temp_name, write_atomic
 
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -136,7 +136,7 @@ def write_file(path: str, state: FileState) -> None:
 
 
 def stage_file(path: str, state: FileState) -> Staged | None:
-    """A complete copy of ``state`` staged beside ``path`` (state.safefile.stage), reached
+    """A complete copy of ``state`` staged beside ``path`` (providers.safefile.stage), reached
     like write_file reaches it (no link on the way); None for a link value, which
     write_file recreates as a link (staging it would put a regular file in its place)."""
     if state.link is not None:

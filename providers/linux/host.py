@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from providers.base import Provider
+from providers.base import PlannedChange, Provider
 from providers.errors import HostError, PrivilegeError
 from providers.linux import files
+from providers.linux.changes import is_address
 from providers.linux.sysctl import SysctlTree
 from providers.model import FileState, HostState, ReadScope, SysctlValue
-from state.safefile import Staged
+from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange
@@ -56,13 +57,13 @@ class LinuxHost(Provider):
                 "(it needs CAP_NET_ADMIN and write access to /proc/sys); nothing was changed"
             )
 
-    def preflight(self, steps: Any) -> None:
+    def preflight(self, steps: Sequence[PlannedChange]) -> None:
         made = {step.name for step in steps if step.kind == "dir" and step.after is not None}
         for step in steps:
             creates = step.kind in ("file", "symlink", "dir") and step.after is not None
             if creates and os.path.dirname(step.name) not in made:
                 files.check_parent(step.name)
-            if step.kind == "address" and step.interface not in self._indexes:
+            if is_address(step) and step.interface not in self._indexes:
                 raise HostError(f"interface {step.interface} does not exist")
 
     # -- reading ------------------------------------------------------------------------

@@ -98,6 +98,7 @@ from dsrctl.model import AddressState
 from dsrctl.plan import Plan
 from dsrctl.kinds.address import AddressStep
 from dsrctl.steps import Phase
+from providers import safefile
 from providers.linux import addresses, rtnl
 from providers.linux.host import LinuxHost
 from state.journal import Journal
@@ -111,7 +112,7 @@ bad = state(2900, 33)
 steps[2899] = AddressStep(f"address:lo:{bad.cidr}", None, bad, Phase.ADD_ADDRESSES)
 host = LinuxHost()
 host._indexes = {"lo": 1}
-journal = Journal(sys.argv[1])
+journal = Journal(sys.argv[1], safefile)
 journal.begin(spec="test")
 try:
     execute(Plan(steps=tuple(steps)), host, journal, lambda: None, lambda: [])

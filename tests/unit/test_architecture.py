@@ -32,13 +32,10 @@ FORBIDDEN = {
 # host/loopback, confirm/rollback).
 ALLOWED_CYCLES: set[frozenset[str]] = set()
 
-# importer -> the forbidden modules it imports today; later steps of issue 10 remove them.
-# providers/ have their own model and errors (providers/model.py, providers/errors.py);
-# dsrctl checks the spec against the host (dsrctl/linux_checks.py, windows_checks.py).
-ALLOWED_FORBIDDEN: dict[str, set[str]] = {
-    "providers.linux.files": {"state.safefile"},
-    "providers.linux.host": {"state.safefile"},
-}
+# importer -> the forbidden modules it imports. None: the last went in issue 10 (dsrctl
+# checks the spec against the host; the safe writer is providers/safefile.py, which state
+# receives from dsrctl through state/writer.py's FileWriter).
+ALLOWED_FORBIDDEN: dict[str, set[str]] = {}
 
 
 def module_files() -> dict[str, Path]:

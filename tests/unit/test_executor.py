@@ -21,7 +21,7 @@ from dsrctl.kinds.sysctl import SysctlStep
 from dsrctl.model import AddressState, FileState
 from dsrctl.plan import Plan
 from dsrctl.steps import Phase, Step
-from state import safefile
+from providers import safefile
 from state.journal import Journal, read_journal, read_records
 
 
@@ -88,7 +88,7 @@ def make_plan() -> Plan:
 
 
 def run(host: FakeHost, tmp_path: Path, verify: Any = None) -> int:
-    journal = Journal(str(tmp_path / "journal.jsonl"))
+    journal = Journal(str(tmp_path / "journal.jsonl"), safefile)
     journal.begin(spec="s")
     try:
         return execute(make_plan(), host, journal, verify or (lambda: None), lambda: []).steps
@@ -302,7 +302,7 @@ def test_a_fully_undone_run_whose_end_cannot_be_written_leaves_no_trace(
     fake: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal_path = tmp_path / "journal.jsonl"
-    journal = Journal(str(journal_path))
+    journal = Journal(str(journal_path), safefile)
     journal.begin(spec="earlier")
     journal.write("end", result="applied")
     journal.close()
@@ -319,7 +319,7 @@ def test_a_failed_commit_rolls_the_host_back(fake: FakeHost, tmp_path: Path) -> 
     def commit() -> None:
         raise StateError("cannot write ownership records: No space left on device")
 
-    journal = Journal(str(tmp_path / "journal.jsonl"))
+    journal = Journal(str(tmp_path / "journal.jsonl"), safefile)
     journal.begin(spec="s")
     with pytest.raises(ApplyFailed) as caught:
         execute(make_plan(), fake, journal, lambda: None, lambda: [], commit=commit)

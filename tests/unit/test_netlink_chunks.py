@@ -27,6 +27,7 @@ from dsrctl.kinds.address import AddressStep
 from dsrctl.model import AddressState
 from dsrctl.plan import Plan
 from dsrctl.steps import Phase, Step
+from providers import safefile
 from providers.linux import addresses, rtnl
 from state.journal import Journal
 
@@ -283,7 +284,7 @@ def test_the_executor_undoes_only_what_the_kernel_acknowledged(
         def run_batch(self, steps: list[Step]) -> list[BaseException | None]:
             return apply(steps)  # type: ignore[arg-type]
 
-    journal = Journal(str(tmp_path / "journal.jsonl"))
+    journal = Journal(str(tmp_path / "journal.jsonl"), safefile)
     journal.begin(spec="s")
     plan = Plan(steps=tuple(add_steps(1000)))
     with pytest.raises(ApplyFailed) as caught:

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from state import safefile
-from state.safefile import (
-    open_no_follow,
-    remove_stray_temp_files,
-    stray_temp_files,
-    write_atomic,
-)
+from providers import safefile
+from providers.safefile import remove_stray_temp_files, stray_temp_files, write_atomic
+from state.statedir import open_no_follow
 
 
 def test_planted_links_for_every_pid_are_never_followed(tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from dsrctl.errors import LockError, StateError
+from providers import safefile
+from providers.safefile import write_atomic
 from state.journal import Journal, read_journal
 from state.lock import ApplyLock
 from state.ownership import Ownership
-from state.safefile import write_atomic
 from state.statedir import StateDir
 
 
@@ -38,14 +39,14 @@ def test_write_atomic_failure_keeps_old_file(tmp_path: Path) -> None:
 
 def test_second_lock_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     path = str(tmp_path / "lock")
-    with ApplyLock(path, "dsrctl apply first"):
+    with ApplyLock(path, "dsrctl apply first", safefile):
         with pytest.raises(LockError) as caught:
-            ApplyLock(path, "dsrctl apply second").acquire()
+            ApplyLock(path, "dsrctl apply second", safefile).acquire()
         message = str(caught.value)
         assert f"pid {os.getpid()}" in message
         assert "'dsrctl apply first'" in message
     # Released: the next one gets it.
-    with ApplyLock(path, "third"):
+    with ApplyLock(path, "third", safefile):
         pass
 
 
@@ -55,8 +56,8 @@ def test_lock_held_by_another_process_is_reported(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from state.lock import ApplyLock\n"
-            f"l = ApplyLock({str(path)!r}, 'dsrctl apply held'); l.acquire()\n"
+            "import sys, time; from providers import safefile; from state.lock import ApplyLock\n"
+            f"l = ApplyLock({str(path)!r}, 'dsrctl apply held', safefile); l.acquire()\n"
             "print('held', flush=True); time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
@@ -67,12 +68,12 @@ def test_lock_held_by_another_process_is_reported(tmp_path: Path) -> None:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LockError, match=f"pid {holder.pid} .*'dsrctl apply held'"):
-            ApplyLock(str(path), "second").acquire()
+            ApplyLock(str(path), "second", safefile).acquire()
     finally:
         holder.kill()
         holder.wait()
     # The kernel released the dead holder's lock: no stale lock.
-    with ApplyLock(str(path), "after"):
+    with ApplyLock(str(path), "after", safefile):
         pass
 
 
@@ -82,7 +83,7 @@ def test_ownership_keeps_the_first_original(tmp_path: Path) -> None:
     records.remember("sysctl:x", created=False, original=0)
     records.remember("sysctl:x", created=False, original=1)
     records.remember("address:lo:192.0.2.1/32", created=True, original=None)
-    records.save(path)
+    records.save(path, safefile)
     loaded = Ownership.load(path)
     record = loaded.get("sysctl:x")
     assert record is not None
@@ -105,13 +106,13 @@ def test_missing_ownership_file_is_empty_and_corrupt_one_is_an_error(tmp_path: P
 
 def test_journal_records_are_appended_and_fsynced_lines(tmp_path: Path) -> None:
     path = str(tmp_path / "journal.jsonl")
-    journal = Journal(path)
+    journal = Journal(path, safefile)
     txn = journal.begin(spec="s.toml")
     journal.write(
         "intent", seq=0, steps=[{"kind": "sysctl", "resource": "sysctl:a", "before": 0, "after": 1}]
     )
     journal.close()
-    second = Journal(path)
+    second = Journal(path, safefile)
     second.begin(spec="s.toml")
     second.close()
     records = read_journal(path)
@@ -121,13 +122,13 @@ def test_journal_records_are_appended_and_fsynced_lines(tmp_path: Path) -> None:
 
 
 def test_state_dir_is_created_private(tmp_path: Path) -> None:
-    state = StateDir(str(tmp_path / "a" / "state"))
+    state = StateDir(str(tmp_path / "a" / "state"), safefile)
     state.ensure()
     assert os.stat(state.path).st_mode & 0o777 == 0o700
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(StateError, match="cannot create state directory"):
-        StateDir(str(blocker / "state")).ensure()
+        StateDir(str(blocker / "state"), safefile).ensure()
 
 
 def test_a_dead_or_zombie_or_reused_pid_is_not_alive() -> None:
@@ -167,7 +168,7 @@ def test_markers_are_read_strictly(tmp_path: Path, name: str, text: str) -> None
     from state.inflight import read_inflight
     from state.pending import read_pending
 
-    state = StateDir(str(tmp_path))
+    state = StateDir(str(tmp_path), safefile)
     (tmp_path / name).write_text(text)
     (tmp_path / name).chmod(0o600)
     read = read_inflight if name == "inflight.json" else read_pending

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dsrctl import confirm
+from providers import safefile
 from state.statedir import StateDir
 
 FAKE_SYSTEMD_RUN = """#!/bin/sh
@@ -52,7 +53,7 @@ def wait_gone(pid: int) -> bool:
 
 
 def test_watchdog_runs_as_a_transient_service_when_systemd_runs(fakes: Path) -> None:
-    state = StateDir(str(fakes / "state"))
+    state = StateDir(str(fakes / "state"), safefile)
     state.ensure()
     pending = confirm.start_watchdog(state, "TXN1", time.time() + 600, "linux")
     args = (fakes / "run.args").read_text().splitlines()
@@ -78,7 +79,7 @@ def test_falls_back_to_its_own_session_when_systemd_run_fails(
     fakes: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_FAIL", "1")
-    state = StateDir(str(fakes / "state"))
+    state = StateDir(str(fakes / "state"), safefile)
     state.ensure()
     pending = confirm.start_watchdog(state, "TXN2", time.time() + 600, "linux")
     assert not (fakes / "main.pid").exists()

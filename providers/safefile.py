@@ -1,5 +1,9 @@
 """The one safe way dsrctl writes a file: state files, persistence files, textfiles, plans.
 
+It is the providers' (writing a file safely on a host is a provider concern: the Linux
+host writes persistence files through it); ``state/`` declares what it needs of it
+(``state.writer.FileWriter``) and receives this module from dsrctl, which imports both.
+
 dsrctl runs as root and often writes into directories that other users can write too (a
 node_exporter textfile directory, a shared plans directory). A writer that opens a
 predictable temporary name, or follows a link there, lets such a user make root overwrite
@@ -23,11 +27,9 @@ is gone, and the next apply removes them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import secrets
-import stat
 import sys
 
 TEMP_MARK = ".dsrctl-tmp-"
@@ -39,7 +41,6 @@ _OLD_TEMP_NAME = re.compile(r"^\..+\.dsrctl-tmp-(\d+)$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _USE_DIR_FD = sys.platform != "win32" and os.open in os.supports_dir_fd
 
 
@@ -172,25 +173,6 @@ def fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def open_no_follow(path: str, flags: int, mode: int = 0o600) -> int:
-    """os.open that refuses a symbolic link at ``path`` (ELOOP) and anything but a regular
-    file: for state files, which an attacker must never redirect."""
-    # O_NONBLOCK: a FIFO planted at the path must not hang the open.
-    fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(
-                errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL, "not a regular file"
-            )
-        if _NONBLOCK:
-            os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def stray_temp_files(directory: str) -> list[str]:
