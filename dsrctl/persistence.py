@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from types import ModuleType
 
 from dsrctl.errors import SpecError
 from dsrctl.model import (
@@ -37,26 +36,12 @@ from dsrctl.model import (
 )
 from dsrctl.spec import Spec
 from providers.linux.persist import Claim, Detection, RenderRequest, default_label, reload
+from providers.linux.persist.backends import Backend, backend
 
 
-def backend_module(name: str) -> ModuleType:
-    from providers.linux.persist import (
-        ifcfg,
-        ifupdown,
-        netplan,
-        networkd,
-        networkmanager,
-        systemd_unit,
-    )
-
-    return {
-        "systemd-unit": systemd_unit,
-        "systemd-networkd": networkd,
-        "networkmanager": networkmanager,
-        "ifupdown": ifupdown,
-        "netplan": netplan,
-        "ifcfg": ifcfg,
-    }[name]
+def backend_module(name: str) -> Backend:
+    """The backend named ``name`` (providers.linux.persist.backends.BACKENDS)."""
+    return backend(name)
 
 
 @dataclass
@@ -103,7 +88,7 @@ def choose_backend(spec: Spec, detection: Detection) -> tuple[str, list[str]]:
     problem = module.requirement(detection)
     if problem:
         raise _error(spec, f"{backend}: {problem}" if wanted == "auto" else problem)
-    notes += getattr(module, "notes", lambda _: [])(detection)
+    notes += module.notes(detection)
     # networkd's drop-in extends the file that netplan renders: that claim is no rival.
     extended = detection.networkd_network if backend == "systemd-networkd" else None
     for claim in detection.active_claims():
@@ -210,8 +195,8 @@ def build(
         detection=detection,
         dropped=dropped,
     )
-    if hasattr(module, "labels"):  # the backend decides the label of unlabelled VIPs
-        labels = module.labels(request)
+    labels = module.labels(request)  # the backend decides the label of unlabelled VIPs
+    if labels:
         result.labels = {
             state.cidr: labels[state.cidr]
             for state in states
@@ -222,7 +207,7 @@ def build(
             for state in states
         )
         request = dataclasses.replace(request, states=relabelled)
-    problem = getattr(module, "check", lambda _: None)(request)
+    problem = module.check(request)
     if problem:
         raise _error(spec, f"{backend} cannot keep the VIPs across a reboot: {problem}")
     rendered = module.render(request)

@@ -23,22 +23,15 @@ from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
 from dsrctl.spec_windows import WindowsSpec, parse_windows
+from providers.linux.persist.backends import ALIASES, BACKENDS
 
 SPEC_VERSION = 1
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-dsrctl.conf"
 # linux.persist.addresses: how the VIPs come back after a reboot (docs/persistence/)
-ADDRESS_BACKENDS = (
-    "auto",
-    "none",
-    "systemd-unit",
-    "systemd-networkd",
-    "networkmanager",
-    "ifupdown",
-    "netplan",
-    "ifcfg",
-)
+# (the backends' names are their registry's: providers/linux/persist/backends.py)
+ADDRESS_BACKENDS = ("auto", "none", *BACKENDS)
 # Other names a spec may use; the spec keeps the canonical one (old specs keep working).
-BACKEND_ALIASES = {"networkd": "systemd-networkd"}
+BACKEND_ALIASES = ALIASES
 IFNAMSIZ = 16  # including the terminating NUL: names are at most 15 characters
 # Interface names and labels reach systemd units (ExecStart= words, specifiers), ifupdown
 # stanzas (which ifupdown pastes into `sh -c` commands), ifcfg files (sourced by sh),

@@ -200,3 +200,17 @@ def managed_header(spec_path: str, comment: str = "#") -> list[str]:
 def default_label(state: AddressState, interface: str) -> bool:
     """True when the address carries the label the kernel gives it anyway."""
     return state.version == 6 or state.label in (None, interface)
+
+
+# The defaults of the optional parts of a backend (providers.linux.persist.backends.Backend):
+# a backend module that has nothing to add binds them (``notes = no_notes``...).
+def no_notes(detection: Detection) -> list[str]:
+    return []
+
+
+def no_labels(request: RenderRequest) -> dict[str, str]:
+    return {}  # every unlabelled VIP comes back as the kernel labels it
+
+
+def no_check(request: RenderRequest) -> str | None:
+    return None

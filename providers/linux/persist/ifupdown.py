@@ -27,6 +27,9 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    no_check,
+    no_labels,
+    no_notes,
     safe_name,
 )
 from providers.linux.persist.tree import Tree
@@ -154,3 +157,9 @@ def read_all(tree: Tree) -> Interfaces:
                 names = [n for n in tree.listdir(directory) if re.fullmatch(r"[A-Za-z0-9_-]+", n)]
                 queue += [f"{directory}/{name}" for name in names]
     return total
+
+
+# What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
+notes = no_notes
+labels = no_labels
+check = no_check

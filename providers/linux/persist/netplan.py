@@ -27,6 +27,9 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    no_check,
+    no_labels,
+    no_notes,
 )
 from providers.linux.persist.tree import Tree
 from providers.model import AddressState, FileState
@@ -106,3 +109,9 @@ def declares(tree: Tree, interface: str) -> str | None:
             if path != DROPIN and text is not None and pattern.search(text):
                 return path
     return None
+
+
+# What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
+notes = no_notes
+labels = no_labels
+check = no_check

@@ -33,6 +33,8 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    no_check,
+    no_labels,
     safe_name,
 )
 from providers.model import AddressState, FileState
@@ -203,3 +205,8 @@ def render(request: RenderRequest) -> Rendered:
         return Rendered(files={own_network(interface): content})
     directory = dropin_dir(network)
     return Rendered(files={f"{directory}/{DROPIN_NAME}": content}, dirs=(directory,))
+
+
+# What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
+labels = no_labels
+check = no_check

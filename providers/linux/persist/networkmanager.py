@@ -35,6 +35,8 @@ from providers.linux.persist import (
     RenderRequest,
     default_label,
     managed_header,
+    no_check,
+    no_labels,
     safe_name,
 )
 from providers.model import AddressState, FileState
@@ -233,3 +235,8 @@ def render(request: RenderRequest) -> Rendered:
     wanted = [state.cidr for state in request.states]
     content = merge(text, wanted, request.dropped).encode()
     return Rendered(files={profile.path: FileState(content, profile.mode)})
+
+
+# What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
+labels = no_labels
+check = no_check

@@ -23,6 +23,9 @@ from providers.linux.persist import (
     Rendered,
     RenderRequest,
     managed_header,
+    no_check,
+    no_labels,
+    no_notes,
     safe_name,
 )
 from providers.model import AddressState, FileState
@@ -132,3 +135,9 @@ def render(request: RenderRequest) -> Rendered:
         symlinks={link: UNIT_PATH},
         dirs=(link.rsplit("/", 1)[0],),
     )
+
+
+# What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
+notes = no_notes
+labels = no_labels
+check = no_check
