@@ -71,8 +71,8 @@ def run_group(host: Any, group: list[Step]) -> tuple[list[Step], BaseException |
     if len(group) == 1 and not group[0].batchable:
         group[0].apply(host)
         return group, None
-    # Address steps are the only batchable kind (dsrctl.kinds.address); mypy checks here that they
-    # are the AddressChange the host takes.
+    # Address steps are the only batchable kind (dsrctl.kinds.address); mypy checks here
+    # that they are the AddressChange the host takes.
     runner: BatchRunner = host
     errors = runner.run_batch(cast("list[AddressStep]", group))
     completed = [step for step, error in zip(group, errors, strict=True) if error is None]

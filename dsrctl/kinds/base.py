@@ -49,8 +49,9 @@ class Desired:
 
 class ResourceKind(Protocol):
     """One sort of resource. Resource ids are ``"<name>:<rest>"``; ``name`` is also the
-    journal kind of ``step`` (``step.kind``). Kinds subclass this Protocol to inherit the
-    no-op defaults; mypy refuses a kind that lacks one of the rest."""
+    journal kind of ``step`` (``step.kind``), whose ``decode`` reads a value back from a
+    journal record and whose ``inverse`` undoes it. Kinds subclass this Protocol to inherit
+    the no-op defaults; mypy refuses a kind that lacks one of the rest."""
 
     @property
     def name(self) -> str: ...
