@@ -367,7 +367,7 @@ def show(
         provider = get_provider(options.platform, **where)
         report = provider.describe()
         if provider.platform == "linux":
-            from dsrctl.linux_checks import describe_persistence
+            from dsrctl.linux.checks import describe_persistence
             from providers.linux.host import LinuxHost
 
             assert isinstance(provider, LinuxHost)

@@ -185,8 +185,8 @@ def import_(
     def body() -> int:
         import os
 
-        from dsrctl.adopt import import_linux, render_toml
         from dsrctl.errors import DsrctlError
+        from dsrctl.linux.adopt import import_linux, render_toml
         from providers.base import get_provider
 
         options = root_options(ctx)
@@ -207,7 +207,7 @@ def import_(
                 f"cannot write {out}: directory {os.path.dirname(spec_path)} does not exist"
             )
         if windows:
-            from dsrctl import adopt_windows
+            from dsrctl.windows import adopt as adopt_windows
 
             imported = adopt_windows.import_windows(provider, loopback)
             text = adopt_windows.render_toml(imported)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsrctl.desired import Desired
 from dsrctl.kinds.base import Plain, Rich, Value
 from dsrctl.kinds.registry import BY_NAME, LINUX
+from dsrctl.linux.desired import Desired
 from dsrctl.model import HostState
 from dsrctl.plan import Plan
 from dsrctl.steps import Step, sort_steps

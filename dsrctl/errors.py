@@ -7,8 +7,8 @@ roots of the ground floor's own errors: :class:`ProviderError` (``providers/erro
 one-line message on stderr and an exit code in a single place (``dsrctl.cli_app``); a
 traceback is printed only with ``--debug``.
 
-Planning code imports this module (the spec checks of ``dsrctl/linux_checks.py`` and
-``windows_checks.py`` raise ``SpecError``), so it must stay free of typer and rich.
+Planning code imports this module (the spec checks of ``dsrctl/linux/checks.py`` and
+``dsrctl/windows/checks.py`` raise ``SpecError``), so it must stay free of typer and rich.
 """
 
 from __future__ import annotations

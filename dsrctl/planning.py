@@ -35,8 +35,8 @@ class Planner(Protocol):
 
 # platform -> "module:function"; imported on use only.
 _PLANNERS: dict[str, str] = {
-    "linux": "dsrctl.linux_planning:plan_linux",
-    "windows": "dsrctl.windows_planning:plan_windows",
+    "linux": "dsrctl.linux.planner:plan_linux",
+    "windows": "dsrctl.windows.planner:plan_windows",
 }
 
 
@@ -52,14 +52,14 @@ def check_spec(spec: Spec, provider: Provider) -> None:
     from providers.errors import ProviderError
 
     if provider.platform == "linux":
-        from dsrctl.linux_checks import check_linux_spec
+        from dsrctl.linux.checks import check_linux_spec
         from providers.linux.host import LinuxHost
 
         if isinstance(provider, LinuxHost):
             check_linux_spec(spec, provider)
             return
     if provider.platform == "windows":
-        from dsrctl.windows_checks import check_windows_spec
+        from dsrctl.windows.checks import check_windows_spec
         from providers.windows.host import WindowsHost
 
         if isinstance(provider, WindowsHost):

@@ -22,7 +22,7 @@ from typing import Any
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
-from dsrctl.spec_windows import WindowsSpec, parse_windows
+from dsrctl.windows.spec import WindowsSpec, parse_windows
 from providers.linux.persist.backends import ALIASES, BACKENDS
 
 SPEC_VERSION = 1

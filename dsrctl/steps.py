@@ -8,7 +8,7 @@ Execution order is explicit, by phase (nmstate habit), never by dict order:
   REMOVE_ADDRESSES -> HARDEN -> ADD_ADDRESSES -> RELAX -> PERSIST
 ARP sysctls are hardened before any VIP is added, and VIPs are removed before any sysctl
 is relaxed, so there is no moment in which the host answers ARP for a VIP.
-Windows adds two phases around these (dsrctl.windows_steps): ADAPTER first (the loopback
+Windows adds two phases around these (dsrctl.windows.steps): ADAPTER first (the loopback
 adapter must exist before anything is set on it) and FIREWALL last.
 
 The step of each Linux resource kind is in its kind's module (dsrctl.kinds); the registry

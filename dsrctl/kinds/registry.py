@@ -2,7 +2,7 @@
 
 The Linux planner's diff, way back and read scope go through ``LINUX``, in this order
 (which is the order of the maps; the plan's order is ``sort_steps``). Windows plans with
-its own diff; its step classes are listed by ``dsrctl.windows_steps.STEPS``, found
+its own diff; its step classes are listed by ``dsrctl.windows.steps.STEPS``, found
 through ``STEP_MODULES`` and imported only when a journal names one of them.
 """
 
@@ -27,7 +27,7 @@ BY_NAME: dict[str, ResourceKind] = {kind.name: kind for kind in LINUX}
 
 # Modules whose ``STEPS`` (a sequence of Step classes) are journal kinds too; imported on
 # use, by name (not seen by tests/unit/test_architecture.py).
-STEP_MODULES: tuple[str, ...] = ("dsrctl.windows_steps",)
+STEP_MODULES: tuple[str, ...] = ("dsrctl.windows.steps",)
 
 
 def step_class(kind: str) -> type[Step] | None:

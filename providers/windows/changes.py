@@ -1,9 +1,9 @@
 """What the Windows host needs to know of the steps it is asked to check before applying.
 
-The planner's steps (``dsrctl.windows_steps``) satisfy these Protocols structurally; the
+The planner's steps (``dsrctl.windows.steps``) satisfy these Protocols structurally; the
 provider names only the attributes it reads, picked by the step's kind, so it depends on
 no planning code. The step classes take their kinds from here, and mypy checks the fit of
-each class to its kind's Protocol where dsrctl.windows_steps lists them (``PREFLIGHT``).
+each class to its kind's Protocol where dsrctl.windows.steps lists them (``PREFLIGHT``).
 """
 
 from __future__ import annotations

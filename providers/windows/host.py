@@ -59,7 +59,7 @@ class WindowsHost(Provider):
         # (a rollback from the journal has no spec).
         self.profile: str | None = None
         # Non-blocking manual steps the operator was told about in this run (see
-        # dsrctl.windows_steps.ManualStep): the planner leaves them out when re-planning.
+        # dsrctl.windows.steps.ManualStep): the planner leaves them out when re-planning.
         self.deferred_manual: set[str] = set()
         self.last_state: WindowsState | None = None
         self._reads: dict[commands.Argv, CommandResult] = {}
@@ -75,7 +75,7 @@ class WindowsHost(Provider):
         """The network adapters of this host: lower-cased name -> name."""
         return reader.read_adapters(self.query)
 
-    def check_privileges(self) -> None:
+    def check_privileges(self, command: str = "apply") -> None:
         """Nothing to ask up front: the first write reports a missing elevation."""
 
     def preflight(self, steps: Sequence[changes.PlannedStep]) -> None:
@@ -216,7 +216,7 @@ class WindowsHost(Provider):
             )
         return report
 
-    # -- writing (called by dsrctl.windows_steps) ----------------------------------------
+    # -- writing (called by dsrctl.windows.steps) ----------------------------------------
     def write(self, argv: commands.Argv) -> CommandResult:
         self.refresh()
         result = self.runner.run(argv)

@@ -3,11 +3,11 @@
 The provider turns netsh output into these objects at the boundary (addresses in
 compressed form, prefixes as ints, ports and profiles sorted, keywords lower case), so
 the planner compares plain values. Plain data and the standard library only: this module
-imports nothing of ``dsrctl``; ``dsrctl.windows_model`` re-exports these names and adds
+imports nothing of ``dsrctl``; ``dsrctl.windows.model`` re-exports these names and adds
 the ids it builds (``adapter_id``, ``setting_id``, ``vip_id``, ``rule_id``).
 
 ``observe`` and ``split_setting_id`` read the resource ids the provider is asked to
-observe (see dsrctl.windows_model for the ids):
+observe (see dsrctl.windows.model for the ids):
   ``adapter:LO``                          the loopback adapter exists
   ``netsh:ipv4:LAN:weakhostreceive``      a per-interface netsh setting
   ``address:LO:192.0.2.100/32``           a VIP on the loopback adapter

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from dsrctl.desired import sysctl_file_content, vip_state
+from dsrctl.linux.desired import sysctl_file_content, vip_state
 from dsrctl.spec import parse_spec
 from providers.linux.persist import (
     Detection,

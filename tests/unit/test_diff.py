@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsrctl.desired import build_desired, read_scope
 from dsrctl.diff import build_plan, changed_resources
+from dsrctl.linux.desired import build_desired, read_scope
 from dsrctl.model import AddressState, FileState, HostState
 from dsrctl.plan import Plan
 from dsrctl.spec import Spec, parse_spec

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from dsrctl.desired import vip_state
 from dsrctl.errors import SpecError
+from dsrctl.linux.desired import vip_state
 from dsrctl.model import AddressState
 from dsrctl.spec import load_spec, parse_spec
 from providers.linux.persist import (
@@ -430,7 +430,7 @@ def test_the_cli_refuses_a_spec_path_with_a_line_break(tmp_path: Path) -> None:
 def test_the_sysctl_file_header_cannot_start_a_line_of_its_own() -> None:
     """The sysctl.d header is built apart from the backends' headers; a line break in the
     spec path used to start a `kernel.core_pattern=|...` line of its own."""
-    from dsrctl.desired import sysctl_file_content
+    from dsrctl.linux.desired import sysctl_file_content
 
     text = sysctl_file_content(
         "/srv/x\nkernel.core_pattern=|/tmp/evil\r\u2028", {"net.ipv4.conf.all.arp_ignore": 1}

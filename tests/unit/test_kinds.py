@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsrctl.desired import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX, step_class, step_from_record
+from dsrctl.linux.desired import Desired
 from dsrctl.model import AddressState
 from dsrctl.steps import Phase, Step
 
@@ -16,12 +16,12 @@ JOURNAL_KINDS = {
     "file": "dsrctl.kinds.file:FileStep",
     "symlink": "dsrctl.kinds.symlink:SymlinkStep",
     "dir": "dsrctl.kinds.directory:DirStep",
-    "adapter": "dsrctl.windows_steps:AdapterStep",
-    "netsh": "dsrctl.windows_steps:NetshSetStep",
-    "dhcp": "dsrctl.windows_steps:DhcpStep",
-    "vip": "dsrctl.windows_steps:VipStep",
-    "firewall": "dsrctl.windows_steps:FirewallRuleStep",
-    "manual": "dsrctl.windows_steps:ManualStep",
+    "adapter": "dsrctl.windows.steps:AdapterStep",
+    "netsh": "dsrctl.windows.steps:NetshSetStep",
+    "dhcp": "dsrctl.windows.steps:DhcpStep",
+    "vip": "dsrctl.windows.steps:VipStep",
+    "firewall": "dsrctl.windows.steps:FirewallRuleStep",
+    "manual": "dsrctl.windows.steps:ManualStep",
 }
 
 

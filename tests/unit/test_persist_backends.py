@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from dsrctl.desired import build_desired, vip_states
 from dsrctl.errors import SpecError
+from dsrctl.linux.desired import build_desired, vip_states
+from dsrctl.linux.persistence import build, choose_backend
 from dsrctl.model import AddressState, HostState
-from dsrctl.persistence import build, choose_backend
 from dsrctl.spec import Spec, parse_spec
 from providers.linux.persist import Claim, Detection
 from providers.linux.persist.detect import detect

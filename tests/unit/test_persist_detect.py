@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrctl.persistence import auto_choice
+from dsrctl.linux.persistence import auto_choice
 from providers.linux.persist import tree as tree_module
 from providers.linux.persist.detect import detect, running_daemons
 from providers.linux.persist.networkd import matches

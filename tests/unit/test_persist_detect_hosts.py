@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrctl.persistence import auto_choice
+from dsrctl.linux.persistence import auto_choice
 from providers.linux.persist.detect import detect
 from providers.linux.persist.networkd import matches
 from tests.persist_roots import (

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from dsrctl.desired import build_desired, dropped_vips, vip_states
 from dsrctl.diff import build_plan
 from dsrctl.errors import SpecError
 from dsrctl.kinds.directory import DirStep
 from dsrctl.kinds.registry import step_from_record
 from dsrctl.kinds.symlink import SymlinkStep
+from dsrctl.linux.desired import build_desired, dropped_vips, vip_states
+from dsrctl.linux.persistence import Persistence, build, choose_backend
 from dsrctl.model import DIRECTORY, FileState, HostState
-from dsrctl.persistence import Persistence, build, choose_backend
 from dsrctl.plan import Plan
 from dsrctl.spec import Spec, parse_spec
 from dsrctl.steps import Phase

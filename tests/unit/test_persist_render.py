@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrctl.desired import vip_state
+from dsrctl.linux.desired import vip_state
 from dsrctl.model import AddressState
 from providers.linux.persist import (
     Detection,

@@ -32,7 +32,7 @@ def test_mypy_strict() -> None:
 def test_cli_import_stays_light() -> None:
     """The drift path must not import pyroute2, deepdiff or rich (measured in benchmarks/)."""
     code = (
-        "import sys, dsrctl.cli, dsrctl.engine, dsrctl.linux_planning, providers.linux.host, "
+        "import sys, dsrctl.cli, dsrctl.engine, dsrctl.linux.planner, providers.linux.host, "
         "providers.linux.addresses\n"
         "print(sorted(m for m in ('pyroute2', 'deepdiff', 'rich', 'pydantic', 'numpy') "
         "if m in sys.modules))"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrctl.windows_model import FirewallRuleState
+from dsrctl.windows.model import FirewallRuleState
 from providers.windows import parse
 from providers.windows.reader import rule_state
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from dsrctl.spec import Spec, parse_spec
 from dsrctl.steps import Phase
-from dsrctl.windows_model import (
+from dsrctl.windows.model import (
     FirewallRuleState,
     VipAddress,
     WindowsState,
 )
-from dsrctl.windows_planning import build_desired, plan_from_state
-from dsrctl.windows_steps import (
+from dsrctl.windows.planner import build_desired, plan_from_state
+from dsrctl.windows.steps import (
     AdapterStep,
     DhcpStep,
     FirewallRuleStep,

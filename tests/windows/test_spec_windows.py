@@ -8,7 +8,7 @@ import pytest
 
 from dsrctl.errors import SpecError
 from dsrctl.spec import parse_spec
-from dsrctl.spec_windows import FirewallRule
+from dsrctl.windows.spec import FirewallRule
 
 PATH = "C:/dsrctl/dsrctl.toml"
 

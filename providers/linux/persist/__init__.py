@@ -20,7 +20,7 @@ removed again by a tool that "owns" the interface:
 
 Layout: :mod:`.detect` reads the host (or a tree under ``linux.persist.root``) into a
 :class:`Detection`; the backend modules parse their configuration formats and render
-files from the desired address states; :mod:`dsrctl.persistence` (pure) chooses the
+files from the desired address states; :mod:`dsrctl.linux.persistence` (pure) chooses the
 backend and turns the rendering into desired resources. Reading and rendering never write.
 
 Two host effects are not files, and they fit the step model as follows:

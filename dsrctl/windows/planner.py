@@ -1,7 +1,7 @@
 """The Windows planner: desired state from the spec's [windows] table, current state from
 WindowsHost, the same pure diff as on Linux (dsrctl.diff.changed_resources).
 
-Both sides are flat maps ``resource id -> plain value`` (see dsrctl.windows_model for
+Both sides are flat maps ``resource id -> plain value`` (see dsrctl.windows.model for
 the ids); each resource that differs becomes one step. ``plan_from_state`` is pure and
 is tested with plain data; ``plan_windows`` only adds the read.
 
@@ -16,16 +16,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsrctl import windows_manual
 from dsrctl.diff import changed_resources
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
-from dsrctl.spec_windows import WindowsSpec
 from dsrctl.steps import Phase, Step
-from dsrctl.windows_model import (
+from dsrctl.windows import manual
+from dsrctl.windows.model import (
     ADAPTER_PRESENT,
     FirewallRuleState,
     VipAddress,
@@ -38,7 +37,8 @@ from dsrctl.windows_model import (
     split_setting_id,
     vip_id,
 )
-from dsrctl.windows_steps import (
+from dsrctl.windows.spec import WindowsSpec
+from dsrctl.windows.steps import (
     AdapterStep,
     DhcpStep,
     FirewallRuleStep,
@@ -105,7 +105,7 @@ def build_desired(spec: Spec, windows: WindowsSpec, ownership: Ownership) -> Win
     localip = tuple(vip.address.compressed for vip in spec.vips)
     for rule in windows.firewall:
         if windows.legacy:
-            desired.notes.append(windows_manual.firewall_2003(rule))
+            desired.notes.append(manual.firewall_2003(rule))
             continue
         ports = tuple(str(port) for port in rule.ports)
         desired.want(
@@ -210,9 +210,7 @@ def _step(
         if windows.devcon is not None:
             note = f"devcon installs *MSLOOP; the new adapter is renamed {windows.loopback}"
             return AdapterStep(resource, before, after, Phase.ADAPTER, note, windows.devcon)
-        return _manual(
-            resource, before, after, Phase.ADAPTER, True, windows_manual.create_adapter(windows)
-        )
+        return _manual(resource, before, after, Phase.ADAPTER, True, manual.create_adapter(windows))
     if kind == "netsh":
         keyword = split_setting_id(resource)[2]
         if keyword == "dhcp":
@@ -222,7 +220,7 @@ def _step(
             note = "static addressing, no gateway"
             return DhcpStep(resource, before, after, Phase.ADD_ADDRESSES, note, ipv4[0].cidr)
         if keyword == "metric" and windows.legacy:
-            instructions = windows_manual.set_metric_2003(windows)
+            instructions = manual.set_metric_2003(windows)
             return _manual(resource, before, after, Phase.HARDEN, False, instructions)
         if resource in desired.restores:
             note = "restore the value before dsrctl"
@@ -267,7 +265,7 @@ def _foreign_addresses(
             resource = vip_id(windows.loopback, cidr)
             if resource.lower() in known or ipaddress.ip_address(vip.address).is_link_local:
                 continue  # link-local: the autoconfiguration address of a DHCP adapter
-            instructions = windows_manual.foreign_address(windows, vip)
+            instructions = manual.foreign_address(windows, vip)
             steps.append(_manual(resource, vip, None, Phase.REMOVE_ADDRESSES, False, instructions))
     return steps
 

@@ -39,8 +39,8 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:
     """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
-    from dsrctl.desired import vip_states
-    from dsrctl.persistence import build
+    from dsrctl.linux.desired import vip_states
+    from dsrctl.linux.persistence import build
 
     persist = spec.linux.persist
     if not persist.enabled:
@@ -55,7 +55,7 @@ def check_persistence(spec: Spec, host: LinuxHost) -> None:
 def describe_persistence(host: LinuxHost) -> dict[str, Any]:
     """Who configures lo at boot under the host's root, and what ``auto`` would pick
     (`dsrctl show`)."""
-    from dsrctl.persistence import auto_choice
+    from dsrctl.linux.persistence import auto_choice
 
     detection = host.detect_persistence(host.root, "lo")
     backend, why = auto_choice(detection)

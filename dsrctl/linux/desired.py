@@ -32,7 +32,7 @@ from dsrctl.spec import Spec
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
-    from dsrctl.persistence import Persistence
+    from dsrctl.linux.persistence import Persistence
 
 __all__ = [
     "SYSCTL_FILE_MODE",
@@ -51,7 +51,7 @@ SYSCTL_FILE_MODE = 0o644
 def build_desired(
     spec: Spec, ownership: Ownership, persistence: Persistence | None = None
 ) -> Desired:
-    """``persistence``: what the VIP persistence backend wants on disk (dsrctl.persistence);
+    """``persistence``: what the VIP persistence backend wants on disk (dsrctl.linux.persistence);
     without it, only the sysctl file is persisted."""
     desired = Desired()
     linux = spec.linux

@@ -29,8 +29,8 @@ class Imported:
 
 
 def import_linux(provider: Any, interface: str = "lo", spec_path: str = "") -> Imported:
-    from dsrctl.desired import build_desired
     from dsrctl.errors import DsrctlError
+    from dsrctl.linux.desired import build_desired
     from providers.linux.addresses import read_interfaces
 
     notes: list[str] = []

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol
 from dsrctl.errors import HostError
 from dsrctl.model import split_address_id
 from dsrctl.steps import Step
-from dsrctl.windows_model import (
+from dsrctl.windows.model import (
     FirewallRuleState,
     SettingValue,
     VipAddress,

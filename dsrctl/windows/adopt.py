@@ -18,17 +18,17 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.adopt import Imported
 from dsrctl.errors import DsrctlError, HostError
+from dsrctl.linux.adopt import Imported
 from dsrctl.spec import SPEC_VERSION, address_problem
-from dsrctl.spec_windows import (
+from dsrctl.windows.model import FirewallRuleState, SettingValue
+from dsrctl.windows.spec import (
     DEFAULT_METRIC,
     METRIC_RANGE,
     PROTOCOLS,
     connection_name_problem,
     rule_name_problem,
 )
-from dsrctl.windows_model import FirewallRuleState, SettingValue
 from providers.base import Provider
 from providers.windows import commands, parse, reader
 from providers.windows.host import WindowsHost

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dsrctl.spec_windows import FirewallRule, WindowsSpec
-from dsrctl.windows_model import VipAddress
+from dsrctl.windows.model import VipAddress
+from dsrctl.windows.spec import FirewallRule, WindowsSpec
 from providers.windows import commands
 
 

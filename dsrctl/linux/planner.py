@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsrctl.desired import build_desired, dropped_vips, read_scope, vip_states
 from dsrctl.diff import plan_with_current
-from dsrctl.persistence import Persistence, build
+from dsrctl.linux.desired import build_desired, dropped_vips, read_scope, vip_states
+from dsrctl.linux.persistence import Persistence, build
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec

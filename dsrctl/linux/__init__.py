@@ -1,0 +1,1 @@
+"""Linux planning: desired state, persistence, spec checks, import and the planner."""
