@@ -20,7 +20,8 @@ from typing import Any
 
 from dsrctl.engine import Context
 from dsrctl.errors import MISSING, DsrctlError, PrivilegeError, SpecError
-from dsrctl.planning import PlanResult, check_spec
+from dsrctl.planning import PlanResult
+from dsrctl.platforms import check_spec
 from dsrctl.savedplan import Fields, json_type, read_regular, strict_json
 from dsrctl.spec import load_spec
 from providers import safefile

@@ -353,8 +353,9 @@ def show(
     boot, dsrctl records)."""
 
     def body() -> int:
+        from dsrctl.platforms import get_provider
         from providers import safefile
-        from providers.base import detect_platform, get_provider
+        from providers.base import detect_platform
         from state.ownership import Ownership
         from state.statedir import StateDir
 
@@ -401,9 +402,8 @@ def validate(
     """Check a spec file (syntax, values, and that its sysctls exist on this host)."""
 
     def body() -> int:
-        from dsrctl.planning import check_spec
+        from dsrctl.platforms import check_spec, get_provider
         from dsrctl.spec import load_spec
-        from providers.base import get_provider
 
         notes = _trusted_spec(spec, None)
         loaded = load_spec(spec)

@@ -54,10 +54,10 @@ def rollback(
     """Undo the last apply (or --to ID) from the journal, restoring the values seen before it."""
 
     def body() -> int:
+        from dsrctl.platforms import get_provider
         from dsrctl.render import Output, render_plan
         from dsrctl.rollback import RollbackPlan, plan_rollback, run_rollback
         from providers import safefile
-        from providers.base import get_provider
         from state.statedir import StateDir
 
         options = root_options(ctx)
@@ -186,12 +186,12 @@ def import_(
         import os
 
         from dsrctl.errors import DsrctlError
-        from dsrctl.linux.adopt import import_linux, render_toml
-        from providers.base import get_provider
+        from dsrctl.platforms import ImportRequest, bind, get_provider
 
         options = root_options(ctx)
         provider = get_provider(options.platform)
-        if provider.platform not in ("linux", "windows"):
+        platform = bind(provider)
+        if platform.record.importer is None:
             raise DsrctlError(f"import is not available on {provider.platform} yet")
         windows = provider.platform == "windows"
         if windows and interface != "lo":
@@ -206,14 +206,7 @@ def import_(
             raise DsrctlError(
                 f"cannot write {out}: directory {os.path.dirname(spec_path)} does not exist"
             )
-        if windows:
-            from dsrctl.windows import adopt as adopt_windows
-
-            imported = adopt_windows.import_windows(provider, loopback)
-            text = adopt_windows.render_toml(imported)
-        else:
-            imported = import_linux(provider, interface, spec_path)
-            text = render_toml(imported)
+        imported, text = platform.import_host(ImportRequest(interface, loopback, spec_path))
         adopted = None
         if adopt:
             from dsrctl.engine import adopt_spec

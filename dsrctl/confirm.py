@@ -197,7 +197,7 @@ def _wait_for_lock(state: StateDir, txn: str, command: str) -> ApplyLock | None:
 
 def revert_unless_confirmed(state: StateDir, txn: str, platform: str) -> str:
     """The watchdog's body: wait for the deadline, then roll back if still unconfirmed."""
-    from providers.base import get_provider
+    from dsrctl.platforms import get_provider
 
     command = f"dsrctl revert-unless-confirmed {txn}"
     while True:

@@ -26,10 +26,11 @@ from dsrctl.errors import (
 )
 from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
-from dsrctl.planning import PlanResult, check_spec, planner_for
+from dsrctl.planning import PlanResult
+from dsrctl.platforms import bind, check_spec, get_provider
 from dsrctl.spec import Spec, load_spec
 from providers import safefile
-from providers.base import Provider, get_provider
+from providers.base import Provider
 from state.inflight import clear_inflight, mark_inflight
 from state.journal import Journal, append_record
 from state.lock import ApplyLock
@@ -114,7 +115,7 @@ def state_notes(state: StateDir) -> list[str]:
 def make_plan(ctx: Context, report_strays: bool = True) -> PlanResult:
     """The plan. ``report_strays``: say which temporary files a killed run left (plan and
     drift do; apply removes them instead, and its verification needs no notes)."""
-    result = planner_for(ctx.provider.platform)(ctx.spec, ctx.provider, ctx.ownership)
+    result = bind(ctx.provider).plan(ctx.spec, ctx.ownership)
     notes = ctx.notes + (stray_notes(ctx, result) if report_strays else [])
     if notes:
         plan = result.plan

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from dsrctl.errors import ApplyFailed
 from dsrctl.plan import Plan
@@ -66,20 +66,37 @@ def group_steps(steps: tuple[Step, ...] | list[Step]) -> list[list[Step]]:
     return groups
 
 
-def run_group(host: Any, group: list[Step]) -> tuple[list[Step], BaseException | None]:
+def run_group(host: StepHost, group: list[Step]) -> tuple[list[Step], BaseException | None]:
     """Run one group; return the steps that completed and the first error, if any."""
     if len(group) == 1 and not group[0].batchable:
         group[0].apply(host)
         return group, None
     # Address steps are the only batchable kind (dsrctl.kinds.address); mypy checks here
-    # that they are the AddressChange the host takes.
-    runner: BatchRunner = host
-    errors = runner.run_batch(cast("list[AddressStep]", group))
+    # that they are the AddressChange the host takes, and at each platform's record that
+    # its host is a BatchRunner when its steps batch (LinuxHost).
+    if not isinstance(host, BatchRunner):
+        raise TypeError(f"{type(host).__name__} cannot run a batch of {group[0].kind} steps")
+    errors = host.run_batch(cast("list[AddressStep]", group))
     completed = [step for step, error in zip(group, errors, strict=True) if error is None]
     first = next((error for error in errors if error is not None), None)
     return completed, first
 
 
+class StepHost(Protocol):
+    """The host the executor runs steps on (a provider: LinuxHost, WindowsHost).
+
+    The executor hands it to each step's ``apply``, which takes the writer Protocol of its
+    kind (``dsrctl.kinds.*``, ``dsrctl.windows.steps.WindowsWriter``); a group of
+    batchable steps goes to ``run_batch`` (:class:`BatchRunner`), and a host that can
+    make its undo independent of free space is an :class:`UndoPreparer`. mypy checks at
+    each platform's record (``dsrctl.linux.PLATFORM``, ``dsrctl.windows.PLATFORM``) that
+    its host is all of those its steps need."""
+
+    @property
+    def platform(self) -> str: ...
+
+
+@runtime_checkable
 class BatchRunner(Protocol):
     """A host that runs a group of batchable steps in one call (LinuxHost)."""
 
@@ -98,7 +115,7 @@ class Executed:
 
 def execute(
     plan: Plan,
-    host: Any,
+    host: StepHost,
     journal: Journal,
     verify: Callable[[], None],
     undone_check: Callable[[], list[str]],
@@ -141,7 +158,7 @@ class UndoPreparer(Protocol):
 
 def _execute(
     plan: Plan,
-    host: Any,
+    host: StepHost,
     journal: Journal,
     verify: Callable[[], None],
     undone_check: Callable[[], list[str]],
@@ -202,7 +219,7 @@ def _pause_for_tests(boundary: int) -> None:
     time.sleep(120)
 
 
-def rollback(done: list[Step], host: Any, journal: Journal) -> list[str]:
+def rollback(done: list[Step], host: StepHost, journal: Journal) -> list[str]:
     """Undo ``done`` newest first, then record what was undone.
 
     Nothing is written before or between the undo groups: on a full disk a journal record

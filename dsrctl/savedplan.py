@@ -222,7 +222,7 @@ def _check_schema(f: Fields, data: dict[str, Any]) -> None:
             f"unknown saved-plan version; this dsrctl reads version {SAVED_VERSION}",
         )
     f.get(data, "", "created", str)
-    from providers.base import platform_names
+    from dsrctl.platforms import platform_names
 
     platform = f.get(data, "", "platform", str)
     if platform not in platform_names():

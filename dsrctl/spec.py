@@ -2,7 +2,7 @@
 
 Everything here is pure (no host access): a spec that passes :func:`load_spec` is valid
 in itself. Checks that need the host (does this sysctl exist?) ask the provider, and
-run before anything is read or changed (``dsrctl.planning.check_spec``).
+run before anything is read or changed (``dsrctl.platforms.check_spec``).
 """
 
 from __future__ import annotations

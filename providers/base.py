@@ -1,8 +1,8 @@
-"""The provider contract and the platform registry."""
+"""The provider contract. Which provider serves which platform is dsrctl's (its platform
+records: dsrctl.platforms)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -63,29 +63,5 @@ class Provider(ABC):
         """Release sockets and handles."""
 
 
-# platform name -> "module:class"
-_REGISTRY: dict[str, str] = {
-    "linux": "providers.linux.host:LinuxHost",
-    "windows": "providers.windows.host:WindowsHost",
-}
-
-
-def platform_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def detect_platform() -> str:
     return "windows" if sys.platform.startswith("win") else "linux"
-
-
-def get_provider(platform: str | None = None, **options: Any) -> Provider:
-    name = platform or detect_platform()
-    target = _REGISTRY.get(name)
-    if target is None:
-        raise ProviderError(
-            f"no provider for platform {name!r} (known: {', '.join(platform_names())})"
-        )
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    provider: Provider = cls(**options)
-    return provider

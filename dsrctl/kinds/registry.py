@@ -2,8 +2,9 @@
 
 The Linux planner's diff, way back and read scope go through ``LINUX``, in this order
 (which is the order of the maps; the plan's order is ``sort_steps``). Windows plans with
-its own diff; its step classes are listed by ``dsrctl.windows.steps.STEPS``, found
-through ``STEP_MODULES`` and imported only when a journal names one of them.
+its own diff; its step classes are listed by ``dsrctl.windows.steps.STEPS``, named by
+the platform's record (``dsrctl.platforms.Platform.steps``) and imported only when a
+journal names one of them.
 """
 
 from __future__ import annotations
@@ -25,17 +26,15 @@ LINUX: tuple[ResourceKind, ...] = (
 )
 BY_NAME: dict[str, ResourceKind] = {kind.name: kind for kind in LINUX}
 
-# Modules whose ``STEPS`` (a sequence of Step classes) are journal kinds too; imported on
-# use, by name (not seen by tests/unit/test_architecture.py).
-STEP_MODULES: tuple[str, ...] = ("dsrctl.windows.steps",)
-
 
 def step_class(kind: str) -> type[Step] | None:
     """The step class whose journal kind is ``kind``, or None."""
     known = BY_NAME.get(kind)
     if known is not None:
         return known.step
-    for module_name in STEP_MODULES:
+    from dsrctl.platforms import step_modules
+
+    for module_name in step_modules():
         steps: Sequence[type[Step]] = importlib.import_module(module_name).STEPS
         for cls in steps:
             if cls.kind == kind:

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsrctl import sysctls
+from dsrctl.platforms import Imported, ImportRequest
 from dsrctl.spec import DEFAULT_SYSCTL_FILE, address_problem, parse_spec
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from providers.linux.host import LinuxHost
 
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 
 
-@dataclass
-class Imported:
-    spec: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
+def import_host(host: LinuxHost, request: ImportRequest) -> tuple[Imported, str]:
+    """`dsrctl import` on Linux (the platform's importer: dsrctl.linux.PLATFORM)."""
+    imported = import_linux(host, request.interface, request.spec_path)
+    return imported, render_toml(imported)
 
 
-def import_linux(provider: Any, interface: str = "lo", spec_path: str = "") -> Imported:
+def import_linux(provider: LinuxHost, interface: str = "lo", spec_path: str = "") -> Imported:
     from dsrctl.errors import DsrctlError
     from dsrctl.linux.desired import build_desired
     from providers.linux.addresses import read_interfaces

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import build_desired, dropped_vips, read_scope, vip_states
 from dsrctl.linux.persistence import Persistence, build
+from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
+from providers.linux.persist import Detection
 from state.ownership import Ownership
 
 
-def plan_linux(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
+class LinuxPlannerHost(Protocol):
+    """What the Linux planner asks of the host. LinuxHost fits it structurally; mypy
+    checks that at ``dsrctl.linux.PLATFORM``."""
+
+    def read(self, scope: ReadScope) -> HostState: ...
+
+    def running_daemons(self) -> frozenset[str]: ...
+
+    def detect_persistence(self, root: str, interface: str) -> Detection: ...
+
+    def sysctl_conflicts(
+        self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
+    ) -> list[str]: ...
+
+
+def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
     desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
     current = provider.read(read_scope(spec, desired, ownership))
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
@@ -26,7 +43,7 @@ def plan_linux(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
     )
 
 
-def persistence_for(spec: Spec, provider: Any, ownership: Ownership) -> Persistence:
+def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> Persistence:
     """What must be on disk for the VIPs to come back after a reboot (docs/persistence)."""
     persist = spec.linux.persist
     if not persist.enabled or persist.addresses == "none":

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsrctl.errors import DsrctlError, HostError
-from dsrctl.linux.adopt import Imported
+from dsrctl.platforms import Imported, ImportRequest
 from dsrctl.spec import SPEC_VERSION, address_problem
 from dsrctl.windows.model import FirewallRuleState, SettingValue
 from dsrctl.windows.spec import (
@@ -36,6 +36,12 @@ from providers.windows.reader import Query
 
 ALL_PROFILES = ("domain", "private", "public")
 WEAK_HOST = {"weakhostreceive": "weak-host receive", "weakhostsend": "weak-host send"}
+
+
+def import_host(host: WindowsHost, request: ImportRequest) -> tuple[Imported, str]:
+    """`dsrctl import` on Windows (the platform's importer: dsrctl.windows.PLATFORM)."""
+    imported = import_windows(host, request.loopback)
+    return imported, render_toml(imported)
 
 
 def import_windows(provider: Provider, loopback: str | None = None) -> Imported:

@@ -13,8 +13,9 @@ before dsrctl first changed it; an adapter is never removed by a plan.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dsrctl.diff import changed_resources
 from dsrctl.errors import MISSING, SpecError
@@ -165,7 +166,19 @@ def current_maps(
     return {r: plain_value(v) for r, v in rich.items()}, rich
 
 
-def plan_windows(spec: Spec, provider: Any, ownership: Ownership) -> PlanResult:
+class WindowsPlannerHost(Protocol):
+    """What the Windows planner asks of the host. WindowsHost fits it structurally; mypy
+    checks that at ``dsrctl.windows.PLATFORM``."""
+
+    def read_windows(self, scope: WindowsReadScope) -> WindowsState: ...
+
+    @property
+    def deferred_manual(self) -> Set[str]:
+        """Manual steps the operator was told about in this run (ManualStep.apply)."""
+        ...
+
+
+def plan_windows(spec: Spec, provider: WindowsPlannerHost, ownership: Ownership) -> PlanResult:
     windows = spec.windows
     if windows is None:
         raise SpecError(spec.path, "windows", MISSING, "a [windows] table is required on Windows")

@@ -5,12 +5,15 @@
   import is still a dependency of the contract; mypy follows it).
 - ``providers`` imports nothing from ``dsrctl`` or ``state``; ``state`` imports nothing
   from ``dsrctl`` or ``providers``.
+- The platform packages ``dsrctl.linux`` and ``dsrctl.windows`` import nothing of each
+  other: a platform is one package plus its record.
 
 What breaks a rule today is listed below, exactly: a new edge fails, and so does a listed
 edge that is gone (delete its line), so the lists only shrink.
 
-Not seen here: the module names of the registries (providers.base._REGISTRY,
-planning._PLANNERS, kinds.registry.STEP_MODULES), which are imported by name at run time.
+Not seen here: the module names of the registries (dsrctl.platforms.PLATFORMS and the
+"module:attribute" names in each platform's record, providers.linux.persist.backends.BACKENDS),
+which are imported by name at run time; tests/unit/test_platforms.py loads the records'.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ FORBIDDEN = {
     "providers": ("dsrctl", "state"),
     "state": ("dsrctl", "providers"),
 }
+
+# The platform packages of dsrctl: none imports another.
+PLATFORM_PACKAGES = ("dsrctl.linux", "dsrctl.windows")
 
 # Cycles that remain, each as the set of modules it joins (a strongly connected component).
 # None: the last four went in issue 10 (cli/cli_window, spec/spec_windows, windows
@@ -172,3 +178,20 @@ def test_ground_floor_imports_nothing_above_it() -> None:
         for imported in imported_set - found.get(importer, set())
     )
     assert not gone, "no longer imported: delete from ALLOWED_FORBIDDEN:\n" + "\n".join(gone)
+
+
+def _package(module: str, packages: tuple[str, ...]) -> str | None:
+    return next((p for p in packages if module == p or module.startswith(p + ".")), None)
+
+
+def test_platform_packages_import_nothing_of_each_other() -> None:
+    found = sorted(
+        f"{importer} imports {imported} (line {line})"
+        for importer, imported, line in import_edges(module_files())
+        if (mine := _package(importer, PLATFORM_PACKAGES)) is not None
+        and _package(imported, PLATFORM_PACKAGES) not in (None, mine)
+    )
+    assert not found, (
+        "platform code is independent (docs/architecture.md); move what both need into "
+        "dsrctl/:\n" + "\n".join(found)
+    )
