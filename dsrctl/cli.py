@@ -73,7 +73,7 @@ def _check_out(out: str, what: str, spec: str | None = None) -> None:
         raise DsrctlError(f"{out} is the spec itself; write {what} to another file")
 
 
-@app.command()
+@app.command(short_help="Show what apply would change, without changing anything.")
 def plan(
     ctx: typer.Context,
     spec: SpecArg = DEFAULT_SPEC,
@@ -84,7 +84,11 @@ def plan(
     ] = False,
     out: Annotated[
         str | None,
-        typer.Option("--out", help="Save the plan (mode 0600) for `dsrctl apply FILE` later."),
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="Save the plan (mode 0600) for `dsrctl apply FILE` later.",
+        ),
     ] = None,
     from_capture: Annotated[
         str | None,
@@ -133,7 +137,7 @@ def plan(
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command()
+@app.command(short_help="Change the host to match the spec or a saved plan.")
 def apply(
     ctx: typer.Context,
     spec: SpecArg = DEFAULT_SPEC,
@@ -237,7 +241,7 @@ def _check_confirm_timeout(seconds: float) -> None:
         )
 
 
-@app.command()
+@app.command(short_help="Compare the host with the spec, read-only.")
 def drift(
     ctx: typer.Context,
     spec: SpecArg = DEFAULT_SPEC,
@@ -336,7 +340,7 @@ def _report_drift(run: Any, prometheus: str | None) -> None:
         monitoring.write_prometheus(prometheus, run)
 
 
-@app.command()
+@app.command(short_help="Show the host's DSR state and dsrctl's records.")
 def show(
     ctx: typer.Context,
     as_json: JsonOpt = False,
@@ -395,10 +399,8 @@ def show(
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command()
-def validate(
-    ctx: typer.Context, spec: Annotated[str, typer.Argument(help="The spec file.")]
-) -> None:
+@app.command(short_help="Check a spec file (syntax, values, sysctls on this host).")
+def validate(ctx: typer.Context, spec: SpecArg = DEFAULT_SPEC) -> None:
     """Check a spec file (syntax, values, and that its sysctls exist on this host)."""
 
     def body() -> int:
@@ -416,12 +418,12 @@ def validate(
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command()
+@app.command(short_help="Windows: save netsh output for `plan --from-capture`.")
 def capture(
     ctx: typer.Context,
     spec: SpecArg = DEFAULT_SPEC,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Where to save the capture.")
+        str, typer.Option("--output", "-o", metavar="FILE", help="Where to save the capture.")
     ] = "dsrctl-capture.json",
 ) -> None:
     """Windows: save the raw output of every read command, for `plan --from-capture`."""
@@ -452,7 +454,11 @@ def main() -> None:
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
     _usage_errors_exit_1()
-    app()
+    from dsrctl.cli_shell import PROG, completion_requested, register_completion
+
+    if completion_requested():  # the shell asks for candidates (dsrctl completion)
+        register_completion()
+    app(prog_name=PROG)
 
 
 def _usage_errors_exit_1() -> None:
@@ -473,6 +479,8 @@ def _show_usage_error(self: Any, file: Any = None) -> None:
     typer.echo(f"error: {message}{hint}", err=True)
 
 
-# The change-window commands live in their own module; importing it registers them on
-# cli_app.app. Imported last so that --help lists them after the commands above.
-from dsrctl import cli_window  # noqa: E402,F401
+# The change-window commands and `completion` live in their own modules; importing them
+# registers them on cli_app.app. Imported last so that --help lists them after the commands
+# above (cli_window first: the order of the import is the order in --help).
+from dsrctl import cli_window  # noqa: E402,F401, I001
+from dsrctl import cli_completion  # noqa: E402,F401
