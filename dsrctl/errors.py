@@ -24,6 +24,7 @@ from state.errors import LockError, StateError, StatePermissionError
 __all__ = [
     "MISSING",
     "REPORTED",
+    "AbortedAtPrompt",
     "AbortedByUser",
     "ApplyFailed",
     "DsrctlError",
@@ -100,6 +101,15 @@ _INTERRUPTS = {"KeyboardInterrupt": "interrupted (Ctrl-C)"}
 
 class AbortedByUser(DsrctlError):
     """The operator declined the confirmation prompt, or apply ran unattended without approval."""
+
+
+class AbortedAtPrompt(AbortedByUser):
+    """Ctrl-C (exit 130, as any interrupt) or end of input (exit 1) at the prompt, before the
+    first change."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _show_value(value: object) -> str:

@@ -94,19 +94,88 @@ def file_diff(step: Step) -> list[str]:
     return list(lines)[2:]
 
 
-def render_plan(out: Output, plan: Plan, spec_path: str, heading: str = "plan") -> None:
+def render_plan(
+    out: Output,
+    plan: Plan,
+    spec_path: str,
+    heading: str = "plan",
+    below: list[tuple[str, str | None]] | None = None,
+) -> None:
+    """``below``: for each step, a line (and its style) printed under it (rollback: what
+    the host holds now)."""
     out.line(f"dsrctl {heading}: {spec_path}", "bold")
     for note in plan.notes:
         out.line(f"! {note}", "yellow")
     if plan.steps:
         out.line()
-    for step in plan.steps:
+    for index, step in enumerate(plan.steps):
         out.line("  " + step_line(step), MARKERS[step.action][1])
         if step.kind == "file":
             for text in file_diff(step):
                 out.line("      " + text, "dim")
+        if below is not None:
+            out.line("      " + below[index][0], below[index][1])
     out.line()
     out.line(plan.summary(), "bold")
+
+
+def render_rollback(
+    out: Output, plan: Plan, journal: str, heading: str, now: list[Any] | None
+) -> None:
+    """A rollback plan; with ``now`` (dsrctl.rollback.preview), what the host holds now
+    under each step, and how many steps are already done or changed since the apply."""
+    if now is None:
+        render_plan(out, plan, journal, heading=heading)
+        return
+    render_plan(out, plan, journal, heading=heading, below=rollback_now_lines(plan.steps, now))
+    done = sum(1 for seen in now if seen.status == "done")
+    differs = sum(1 for seen in now if seen.status == "differs")
+    if done or differs:
+        out.line(
+            f"Of these, {done} already done on the host, {differs} changed since the apply; "
+            "the rollback sets every resource to the journal's value all the same.",
+            "bold",
+        )
+
+
+def rollback_now_lines(steps: tuple[Step, ...], now: list[Any]) -> list[tuple[str, str | None]]:
+    """Under each rollback step, what the host holds now (``now``: dsrctl.rollback.StepNow)
+    and whether the step is already done or its resource changed since the apply."""
+    lines: list[tuple[str, str | None]] = []
+    for step, seen in zip(steps, now, strict=True):
+        held = show_value(seen.now)
+        if seen.status == "done":
+            lines.append(
+                (f"host now: {held}: already done (the host holds what the rollback sets)", "dim")
+            )
+        elif seen.status == "differs":
+            lines.append(
+                (
+                    f"host now: {held}: changed since the apply, which set "
+                    f"{show_value(step.before)}; the rollback sets {show_value(step.after)} "
+                    "all the same",
+                    "bold yellow",
+                )
+            )
+        else:
+            lines.append((f"host now: {held}", None))
+    return lines
+
+
+def table_lines(
+    header: list[str], rows: list[list[str]], right: frozenset[int] = frozenset()
+) -> list[str]:
+    """A header row and the rows, columns two spaces apart, each as wide as its widest cell
+    (the last column is not padded; columns in ``right`` are aligned right)."""
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for cells in [header, *rows]:
+        padded = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells[:-1], widths, strict=False))
+        ]
+        lines.append("  ".join([*padded, cells[-1]]))
+    return lines
 
 
 def render_drift(out: Output, items: list[dict[str, Any]], plan: Plan, spec_path: str) -> None:
@@ -119,6 +188,9 @@ def render_drift(out: Output, items: list[dict[str, Any]], plan: Plan, spec_path
             f"DRIFT {describe_resource(step.resource)}: expected {expected}, actual {actual}",
             "red",
         )
+        if step.kind == "file":  # the lines that changed, as plan shows them
+            for text in file_diff(step):
+                out.line("      " + text, "dim")
         del item
     if items:
         out.line(f"drift: {len(items)} item(s) differ from {spec_path}", "bold red")
@@ -141,20 +213,46 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
         out.line(f"{entry['name']} (index {entry['index']}, {state}) {sysctl}", "bold")
         for address in entry["addresses"]:
             extra = ", ".join(
-                f"{k}={v}" for k, v in address.items() if k not in ("address", "prefix")
+                f"{k}={yes_no(v)}" for k, v in address.items() if k not in ("address", "prefix")
             )
             out.line(f"    {address['address']}/{address['prefix']}  {extra}")
     persistence = report.get("persistence")
     if persistence:
         render_persistence(out, persistence)
-    for key, value in report.get("dsrctl", {}).items():
-        if key == "notes":
-            for note in value:
-                out.line(f"! {note}", "yellow")
-        elif isinstance(value, list):
-            out.line(f"dsrctl {key}: {', '.join(map(str, value)) or '-'}")
-        else:
-            out.line(f"dsrctl {key}: {value}")
+    records = report.get("dsrctl")
+    if records:
+        render_records(out, records)
+
+
+CREATED_YES = "created by dsrctl: yes (apply removes it when the spec drops it)"
+CREATED_NO = (
+    "created by dsrctl: no (they were there before dsrctl: apply never removes them; when the "
+    "spec drops one, an address stays in place and a sysctl or file gets its earlier value back)"
+)
+
+
+def render_records(out: Output, records: dict[str, Any]) -> None:
+    """What the state directory records: which resources dsrctl manages, and for each
+    whether dsrctl created it (and so removes it when the spec no longer names it)."""
+    out.line(f"dsrctl state directory: {records['state_dir']}")
+    for note in records.get("notes", []):
+        out.line(f"! {note}", "yellow")
+    created = records.get("created_by_dsrctl", [])
+    managed = int(records.get("managed_resources", 0))
+    out.line(f"dsrctl manages {managed} resource(s):")
+    for resource in created:
+        out.line(f"  {describe_resource(resource)}: {CREATED_YES}")
+    others = managed - len(created)
+    if others:
+        what = "the other" if created else "all"
+        out.line(f"  {what} {others}: {CREATED_NO}")
+
+
+def yes_no(value: Any) -> str:
+    """Booleans as an operator says them."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def render_persistence(out: Output, report: dict[str, Any]) -> None:

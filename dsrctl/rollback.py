@@ -63,6 +63,7 @@ def plan_rollback(state: StateDir, to: str | None = None, locked: bool = False) 
     An apply that died and was later converged over ("superseded") is undone together with
     the apply that converged over it: its changes are in effect as part of that one.
     """
+    state.verify()  # a --state-dir that is a file is said as such, before any file in it is read
     inflight = read_inflight(state)
     alive = inflight is not None and not locked and inflight.alive()
     running = inflight.txn if inflight is not None and alive else None
@@ -95,7 +96,79 @@ def plan_rollback(state: StateDir, to: str | None = None, locked: bool = False) 
         forward = _decode_steps(state, txn)
         steps.extend(step.inverse() for step in reversed(forward))
     notes = tuple(f"undo {_describe(txn)}" for txn in targets)
+    notes += tuple(_drift_repairs(state, history, targets))
     return RollbackPlan(targets=targets, plan=Plan(steps=tuple(steps), notes=notes))
+
+
+def _drift_repairs(
+    state: StateDir, history: list[Transaction], targets: list[Transaction]
+) -> list[str]:
+    """A warning for each target apply that repaired drift: a step whose resource held,
+    before it, something else than what dsrctl had last set (by the journal) — someone had
+    changed it by hand, and the apply put dsrctl's value back. Undoing that apply puts the
+    hand-made change back too."""
+    from dsrctl.render import describe_resource, show_value
+
+    warnings = []
+    for target in targets:
+        last: dict[str, Any] = {}  # resource -> what dsrctl last set it to before ``target``
+        for txn in history:
+            if txn.txn == target.txn:
+                break
+            if txn.result != "applied":  # failed runs undid their steps
+                continue
+            try:
+                for step in _decode_steps(state, txn):
+                    last[step.resource] = step.after
+            except StateError:
+                continue  # an unreadable older run only weakens this warning
+        repaired = [
+            step
+            for step in _decode_steps(state, target)
+            if step.resource in last and last[step.resource] != step.before
+        ]
+        if repaired:
+            what = "; ".join(
+                f"{describe_resource(step.resource)} was {show_value(step.before)}, not "
+                f"{show_value(last[step.resource])} as dsrctl had set it"
+                for step in repaired[:5]
+            )
+            more = f" (and {len(repaired) - 5} more)" if len(repaired) > 5 else ""
+            warnings.append(
+                f"apply {target.txn} repaired drift: {what}{more}; rolling it back brings "
+                "that drift back"
+            )
+    return warnings
+
+
+@dataclass(frozen=True)
+class StepNow:
+    """What the host holds now for the resource of one rollback step, and what that means:
+    ``pending`` (it holds what the apply set), ``done`` (it already holds what the
+    rollback sets) or ``differs`` (neither: changed since, by hand or by something else)."""
+
+    now: Any
+    status: str
+
+
+def preview(planned: RollbackPlan, provider: Provider) -> list[StepNow]:
+    """Each step of ``planned`` against the host as it is now (read with provider.observe,
+    as the rollback's verification reads it). A resource that several steps touch is
+    compared, for the later steps, with what the earlier ones set."""
+    steps = planned.plan.steps
+    current = dict(provider.observe(sorted({step.resource for step in steps})))
+    result = []
+    for step in steps:
+        now = current.get(step.resource)
+        if now == step.after:
+            status = "done"
+        elif now == step.before:
+            status = "pending"
+        else:
+            status = "differs"
+        result.append(StepNow(now, status))
+        current[step.resource] = step.after
+    return result
 
 
 def _decode_steps(state: StateDir, txn: Transaction) -> list[Step]:
@@ -139,7 +212,7 @@ def run_rollback(
     confirm: Callable[[RollbackPlan], bool],
     command: str,
 ) -> RollbackPlan:
-    provider.check_privileges()
+    provider.check_privileges("rollback")
     state.ensure()
     with ApplyLock(state.lock_file, command, safefile) as lock:
         planned = plan_rollback(state, to, locked=True)

@@ -44,8 +44,9 @@ class Provider(ABC):
         """The current state of everything in ``scope``; read-only."""
 
     @abstractmethod
-    def check_privileges(self) -> None:
-        """Raise PrivilegeError if the caller cannot change the host."""
+    def check_privileges(self, command: str = "apply") -> None:
+        """Raise PrivilegeError if the caller cannot change the host; the message names
+        ``command`` (the dsrctl command that was refused: "apply", "rollback")."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

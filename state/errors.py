@@ -18,4 +18,12 @@ class LockError(StateError):
 
 
 class StatePermissionError(StateError):
-    """The state directory or a file in it cannot be read or written: run as root."""
+    """The state directory or a file in it cannot be read or written: run as root.
+
+    ``path`` and ``action`` ("read", "open") let the CLI say it in its own words, with the
+    command the operator ran (state/ knows neither the command nor the CLI's options)."""
+
+    def __init__(self, message: str, path: str | None = None, action: str = "read") -> None:
+        super().__init__(message)
+        self.path = path
+        self.action = action

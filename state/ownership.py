@@ -62,7 +62,7 @@ class Ownership:
             data = read_state_file(path)
         except StatePermissionError:
             raise StatePermissionError(
-                f"cannot read ownership records {path}: permission denied"
+                f"cannot read ownership records {path}: permission denied", path
             ) from None
         if data is None:
             return cls()

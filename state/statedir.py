@@ -27,6 +27,7 @@ __all__ = [
     "open_state_file",
     "open_state_file_for",
     "read_state_file",
+    "state_file_name",
 ]
 
 DEFAULT_STATE_DIR = "/var/lib/dsrctl"
@@ -99,7 +100,8 @@ class StateDir:
             ) from None
         except PermissionError:
             raise StatePermissionError(
-                f"cannot read state directory {self.path}: permission denied (run as root)"
+                f"cannot read state directory {self.path}: permission denied (run as root)",
+                self.path,
             ) from None
         if not stat.S_ISDIR(info.st_mode):
             raise StateError(
@@ -183,7 +185,7 @@ def open_state_file_for(path: str, flags: int, what: str) -> int:
         return open_state_file(path, flags)
     except PermissionError:
         raise StatePermissionError(
-            f"cannot open {what} {path}: permission denied (run as root)"
+            f"cannot open {what} {path}: permission denied (run as root)", path, "open"
         ) from None
     except OSError as exc:
         raise StateError(f"cannot open {what} {path}: {exc.strerror}") from None
@@ -196,7 +198,9 @@ def read_state_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        raise StatePermissionError(f"cannot read {path}: permission denied (run as root)") from None
+        raise StatePermissionError(
+            f"cannot read {path}: permission denied (run as root)", path
+        ) from None
     except OSError as exc:
         raise StateError(f"cannot read state file {path}: {_reason(exc)}") from None
     try:
@@ -208,6 +212,22 @@ def read_state_file(path: str) -> bytes | None:
         raise StateError(f"cannot read state file {path}: {_reason(exc)}") from None
     finally:
         os.close(fd)
+
+
+# What the operator calls each file of the state directory, for messages.
+STATE_FILE_NAMES = {
+    "ownership.json": "the ownership records",
+    "journal.jsonl": "the journal",
+    "lock": "the lock file",
+    "inflight.json": "the in-flight marker",
+    "pending-confirm.json": "the pending confirmation",
+    "watchdog.log": "the watchdog log",
+}
+
+
+def state_file_name(path: str) -> str:
+    """``the journal`` for .../journal.jsonl; ``the state directory`` for anything else."""
+    return STATE_FILE_NAMES.get(os.path.basename(path), "the state directory")
 
 
 def _kind(mode: int) -> str:

@@ -46,14 +46,14 @@ class LinuxHost(Provider):
         # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
         return os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", name))
 
-    def check_privileges(self) -> None:
+    def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
         # either; a non-root user also needs to get past the 0644 root-owned /proc/sys files.
         effective = _effective_capabilities()
         needed = [CAP_NET_ADMIN] if os.geteuid() == 0 else [CAP_NET_ADMIN, CAP_DAC_OVERRIDE]
         if not all((effective >> cap) & 1 for cap in needed):
             raise PrivilegeError(
-                "apply changes addresses and sysctls: run it as root "
+                f"{command} changes addresses and sysctls: run it as root "
                 "(it needs CAP_NET_ADMIN and write access to /proc/sys); nothing was changed"
             )
 
