@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from dsrctl import DEFAULT_SPEC_PATH, __version__
+from dsrctl.cli_shell import GlobalOptionsGroup
 from dsrctl.errors import DsrctlError, ProviderError, StateError
 from state.statedir import DEFAULT_STATE_DIR
 
@@ -24,6 +25,7 @@ DEFAULT_SPEC = DEFAULT_SPEC_PATH
 
 app = typer.Typer(
     name="dsrctl",
+    cls=GlobalOptionsGroup,
     help="Declarative setup of Direct Server Return real servers: VIPs on loopback, "
     "ARP sysctls, persistence.",
     add_completion=False,
@@ -41,7 +43,7 @@ class Options:
 
 
 T = TypeVar("T")
-SpecArg = Annotated[str, typer.Argument(help="The spec file.", show_default=True)]
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="The spec file.", show_default=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -57,13 +59,18 @@ def main_options(
     state_dir: Annotated[
         str,
         typer.Option(
-            "--state-dir", envvar="DSRCTL_STATE_DIR", help="Ownership records, journal, lock."
+            "--state-dir",
+            envvar="DSRCTL_STATE_DIR",
+            metavar="DIR",
+            help="Ownership records, journal, lock.",
         ),
     ] = DEFAULT_STATE_DIR,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", help="Override platform detection: linux|windows."),
+        typer.Option(
+            "--platform", metavar="PLATFORM", help="Override platform detection: linux or windows."
+        ),
     ] = None,
     version: Annotated[
         bool,
@@ -88,7 +95,7 @@ def run_command(ctx: typer.Context, body: Callable[[], T]) -> T:
     except (DsrctlError, ProviderError, StateError) as exc:  # dsrctl.errors.REPORTED
         if options.debug:
             traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_in_own_words(exc, ctx, options)}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
@@ -101,8 +108,7 @@ def run_command(ctx: typer.Context, body: Callable[[], T]) -> T:
     except OSError as exc:
         if options.debug:
             traceback.print_exc()
-        where = f" ({exc.filename})" if exc.filename else ""
-        typer.echo(f"error: {one_line(exc.strerror or str(exc))}{where}", err=True)
+        typer.echo(f"error: {_os_error(exc, ctx, options)}", err=True)
         raise typer.Exit(1) from None
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise  # typer's own control flow (a prompt's EOF, a usage error): it reports them
@@ -123,18 +129,63 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _command(ctx: typer.Context) -> str:
+    return f"dsrctl {ctx.info_name}" if ctx.info_name and ctx.parent is not None else "dsrctl"
+
+
+def _in_own_words(exc: Exception, ctx: typer.Context, options: Options) -> str:
+    """A state file the user may not read, said with the command the operator ran and what
+    to do: state/ knows neither (``StatePermissionError.path`` names the file)."""
+    from state.errors import StatePermissionError
+    from state.statedir import state_file_name
+
+    if isinstance(exc, StatePermissionError) and exc.path is not None:
+        what = state_file_name(exc.path)
+        return (
+            f"cannot {exc.action} {what} {exc.path}: permission denied; run {_command(ctx)} "
+            f"as root, or give --state-dir a directory of your own (now {options.state_dir})"
+        )
+    return str(exc)
+
+
+def _os_error(exc: OSError, ctx: typer.Context, options: Options) -> str:
+    """An OSError no layer turned into a message: the file, the reason in words, and the
+    option to check when the file is in the state directory."""
+    reason = one_line(exc.strerror or str(exc)).lower()
+    if not exc.filename:
+        return f"{_command(ctx)}: {reason}"
+    name = str(exc.filename)
+    state_dir = os.path.abspath(options.state_dir)
+    if os.path.abspath(name).startswith(state_dir + os.sep):
+        return (
+            f"cannot use --state-dir {options.state_dir} ({name}: {reason}); give --state-dir "
+            f"a directory dsrctl can use (default {DEFAULT_STATE_DIR})"
+        )
+    return f"cannot use {name}: {reason}"
+
+
 def ask_yes(question: str, verb: str, auto_approve: bool) -> bool:
     """Terraform's habit: only "yes" proceeds; unattended runs need --auto-approve."""
     if auto_approve:
         return True
-    if not sys.stdin.isatty():
-        from dsrctl.errors import AbortedByUser
+    from dsrctl.errors import AbortedAtPrompt, AbortedByUser
 
+    if not sys.stdin.isatty():
         raise AbortedByUser(
             f"refusing to {verb} unattended without --auto-approve; nothing was changed"
         )
-    answer = typer.prompt(f"\n{question} Only 'yes' is accepted", default="", show_default=False)
-    return bool(answer.strip() == "yes")
+    try:  # the prompt too: Ctrl-C right after it is shown is still "at the prompt"
+        typer.echo(f"\n{question} Only 'yes' is accepted: ", nl=False)
+        answer = input()
+    except KeyboardInterrupt:
+        typer.echo()
+        raise AbortedAtPrompt("aborted at the prompt (Ctrl-C); nothing was changed") from None
+    except EOFError:
+        typer.echo()
+        raise AbortedAtPrompt(
+            "no answer at the prompt (end of input); nothing was changed", 1
+        ) from None
+    return answer.strip() == "yes"
 
 
 def print_json(data: Any) -> None:

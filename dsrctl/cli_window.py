@@ -23,7 +23,7 @@ from dsrctl.cli_app import (
 )
 
 
-@app.command()
+@app.command(short_help="Keep an apply made with --confirm-timeout.")
 def confirm(ctx: typer.Context) -> None:
     """Keep an apply made with --confirm-timeout (cancels its automatic revert)."""
 
@@ -39,12 +39,14 @@ def confirm(ctx: typer.Context) -> None:
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command()
+@app.command(short_help="Undo the last apply (or --to ID) from the journal.")
 def rollback(
     ctx: typer.Context,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Undo this apply and every later one (ids: dsrctl history)."),
+        typer.Option(
+            "--to", metavar="ID", help="Undo this apply and every later one (ids: dsrctl history)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be restored; change nothing.")
@@ -54,31 +56,38 @@ def rollback(
     """Undo the last apply (or --to ID) from the journal, restoring the values seen before it."""
 
     def body() -> int:
+        from dsrctl.errors import ProviderError
+        from dsrctl.plan import Plan
         from dsrctl.platforms import get_provider
-        from dsrctl.render import Output, render_plan
-        from dsrctl.rollback import RollbackPlan, plan_rollback, run_rollback
+        from dsrctl.render import Output, render_rollback
+        from dsrctl.rollback import RollbackPlan, plan_rollback, preview, run_rollback
         from providers import safefile
         from state.statedir import StateDir
 
         options = root_options(ctx)
         state = StateDir(options.state_dir, safefile)
         out = Output()
+        provider = get_provider(options.platform)
+
+        def show(planned: RollbackPlan, heading: str) -> None:
+            # Under each step, what the host holds now (read as the rollback verifies).
+            try:
+                now = preview(planned, provider) if planned.plan.steps else []
+            except ProviderError as exc:
+                now = None
+                note = f"cannot read the host now ({exc}): the values shown are the journal's"
+                planned.plan = Plan(planned.plan.steps, (*planned.plan.notes, note))
+            render_rollback(out, planned.plan, state.journal_file, heading, now)
+
         if dry_run:
-            planned = plan_rollback(state, to)
-            render_plan(out, planned.plan, state.journal_file, heading="rollback (dry run)")
+            show(plan_rollback(state, to), "rollback (dry run)")
             return 0
 
         def ask(planned: RollbackPlan) -> bool:
-            render_plan(out, planned.plan, state.journal_file, heading="rollback")
+            show(planned, "rollback")
             return ask_yes("Roll back these changes?", "roll back", auto_approve)
 
-        planned = run_rollback(
-            state,
-            get_provider(options.platform),
-            to,
-            ask,
-            " ".join(["dsrctl", *sys.argv[1:]]),
-        )
+        planned = run_rollback(state, provider, to, ask, " ".join(["dsrctl", *sys.argv[1:]]))
         ids = ", ".join(t.txn for t in planned.targets)
         out.line(f"Rollback complete: {ids} undone, {len(planned.plan.steps)} step(s).", "green")
         return 0
@@ -86,7 +95,7 @@ def rollback(
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command()
+@app.command(short_help="List past applies and rollbacks.")
 def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Past applies and rollbacks: time, user, spec digest, result."""
 
@@ -141,6 +150,7 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             return 0
         if not rows:
             typer.echo("No applies or rollbacks recorded yet.")
+        table = []
         for row in rows:
             digest = str(row["spec_sha256"])[:12] or "-"
             extra = ""
@@ -155,16 +165,20 @@ def history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             if row["waiting_for_confirmation_until"]:
                 deadline = time.localtime(row["waiting_for_confirmation_until"])
                 extra += f", waiting for confirmation until {time.strftime('%H:%M:%S', deadline)}"
-            typer.echo(
-                f"{row['id']}  {row['time']}  {row['kind']:<8}  {row['user']}  "
-                f"spec {digest}  {row['steps']} step(s)  {row['result']}{extra}"
-            )
+            cells = (row["id"], row["time"], row["kind"], row["user"], digest, row["steps"])
+            table.append([*map(str, cells), f"{row['result']}{extra}"])
+        if table:
+            from dsrctl.render import table_lines
+
+            header = ["ID", "STARTED", "KIND", "USER", "SPEC SHA256", "STEPS", "RESULT"]
+            for line in table_lines(header, table, right=frozenset({5})):
+                typer.echo(line)
         return 0
 
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command("import")
+@app.command("import", short_help="Print a spec of this host's current DSR configuration.")
 def import_(
     ctx: typer.Context,
     adopt: Annotated[
@@ -172,12 +186,17 @@ def import_(
         typer.Option("--adopt", help="Also record the found resources as managed by dsrctl."),
     ] = False,
     out: Annotated[
-        str | None, typer.Option("--out", help="Write the spec here instead of stdout.")
+        str | None,
+        typer.Option("--out", metavar="FILE", help="Write the spec here instead of stdout."),
     ] = None,
-    interface: Annotated[str, typer.Option("--interface", help="Where the VIPs live.")] = "lo",
+    interface: Annotated[
+        str, typer.Option("--interface", metavar="NAME", help="Where the VIPs live.")
+    ] = "lo",
     loopback: Annotated[
         str | None,
-        typer.Option("--loopback", help="Windows: the adapter that holds the VIPs."),
+        typer.Option(
+            "--loopback", metavar="NAME", help="Windows: the adapter that holds the VIPs."
+        ),
     ] = None,
 ) -> None:
     """Print a spec describing this host's current DSR configuration (TOML)."""
@@ -232,7 +251,9 @@ def import_(
 
 
 @app.command("revert-unless-confirmed", hidden=True)
-def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
+def revert_unless_confirmed(
+    ctx: typer.Context, txn: Annotated[str, typer.Argument(metavar="ID")]
+) -> None:
     """The watchdog started by apply --confirm-timeout (not for interactive use)."""
 
     def body() -> int:
@@ -248,20 +269,27 @@ def revert_unless_confirmed(ctx: typer.Context, txn: str) -> None:
     raise typer.Exit(run_command(ctx, body))
 
 
-@app.command("install-timer")
+@app.command("install-timer", short_help="Schedule `dsrctl drift` (systemd timer or cron.d).")
 def install_timer(
     ctx: typer.Context,
-    spec: Annotated[str, typer.Option("--spec", help="The spec drift checks.")] = DEFAULT_SPEC,
-    every: Annotated[str, typer.Option("--every", help="Interval: 15min, 1h, ...")] = "15min",
+    spec: Annotated[
+        str, typer.Option("--spec", metavar="SPEC", help="The spec drift checks.")
+    ] = DEFAULT_SPEC,
+    every: Annotated[
+        str, typer.Option("--every", metavar="INTERVAL", help="Interval: 15min, 1h, ...")
+    ] = "15min",
     delay: Annotated[
-        str, typer.Option("--delay", help="Random delay spreading a fleet's runs.")
+        str,
+        typer.Option("--delay", metavar="INTERVAL", help="Random delay spreading a fleet's runs."),
     ] = "5min",
     prometheus: Annotated[
         str | None, typer.Option("--prometheus", metavar="FILE", help="Textfile to write.")
     ] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Repair drift on each run.")] = False,
     cron: Annotated[bool, typer.Option("--cron", help="A cron.d file instead of systemd.")] = False,
-    root: Annotated[str, typer.Option("--root", help="Install under this root.")] = "/",
+    root: Annotated[
+        str, typer.Option("--root", metavar="DIR", help="Install under this root.")
+    ] = "/",
 ) -> None:
     """Schedule `dsrctl drift`: a systemd service and timer (or --cron, a cron.d file)."""
 
