@@ -26,7 +26,7 @@ from dsrctl.cli_app import (
     root_options,
     run_command,
 )
-from dsrctl.errors import DsrctlError, ProviderError, StateError
+from dsrctl.errors import REPORTED, DsrctlError, ProviderError, StateError
 from state.statedir import DEFAULT_STATE_DIR
 
 EXIT_CHANGES = 2
@@ -120,7 +120,16 @@ def plan(
             )
         context.notes.extend(notes)
         result = engine.make_plan(context)
-        if out is not None:
+        refused: Exception | None = None
+        if from_capture is None:
+            # What apply would refuse before its first change fails the plan as well
+            # (after showing it: the plan says what apply would do).
+            try:
+                engine.check_preconditions(context.provider, result.plan, "plan")
+            except REPORTED as exc:
+                refused = exc
+            engine.note_privileges(context.provider, result)
+        if out is not None and refused is None:
             from dsrctl.savedplan import save_plan
 
             save_plan(out, spec, context.spec.digest, context.provider.platform, result)
@@ -128,10 +137,12 @@ def plan(
             print_json(result.plan.to_json(context.spec.path))
         else:
             render_plan(Output(), result.plan, context.spec.path)
-            if out is not None:
+            if out is not None and refused is None:
                 Output().line(
                     f"Saved this plan to {out}; apply exactly it with: dsrctl apply {out}"
                 )
+        if refused is not None:
+            raise refused
         return EXIT_CHANGES if detailed_exitcode and not result.plan.empty else 0
 
     raise typer.Exit(run_command(ctx, body))
@@ -404,13 +415,20 @@ def validate(ctx: typer.Context, spec: SpecArg = DEFAULT_SPEC) -> None:
     """Check a spec file (syntax, values, and that its sysctls exist on this host)."""
 
     def body() -> int:
-        from dsrctl.platforms import check_spec, get_provider
+        from dsrctl.engine import check_preconditions, privilege_note
+        from dsrctl.platforms import bind, check_spec, get_provider
         from dsrctl.spec import load_spec
+        from state.ownership import Ownership
 
         notes = _trusted_spec(spec, None)
         loaded = load_spec(spec)
-        check_spec(loaded, get_provider(root_options(ctx).platform))
-        for note in [*notes, *loaded.warnings]:
+        provider = get_provider(root_options(ctx).platform)
+        check_spec(loaded, provider)
+        # What apply would refuse before its first change (a missing directory under
+        # linux.persist.root) is a finding of validate too.
+        check_preconditions(provider, bind(provider).plan(loaded, Ownership()).plan, "validate")
+        privileges = privilege_note(provider)
+        for note in [*notes, *loaded.warnings, *([privileges] if privileges else [])]:
             typer.echo(f"! {note}")
         typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")
         return 0

@@ -177,11 +177,46 @@ def apply(
                 append_record(ctx.state_dir, dead.txn, "end", result="applied", recovered=True)
                 clear_inflight(ctx.state_dir, dead.txn)
             return ApplyOutcome(plan, 0, notes=notes)
+        # Before the prompt: what apply would refuse, it refuses before the operator says yes.
+        check_preconditions(ctx.provider, plan)
         if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")
-        ctx.provider.preflight(plan.steps)
         notes += _clean_up_strays(ctx, result)
         return _run_apply(ctx, result, command, confirm_timeout, dead, notes)
+
+
+def check_preconditions(provider: Provider, plan: Plan, command: str = "apply") -> None:
+    """Raise what apply would refuse before its first change (a missing directory under
+    ``linux.persist.root``, a backend requirement): apply calls it before the prompt and
+    says "nothing was changed"; plan and validate report it as "apply would refuse"."""
+    try:
+        provider.preflight(plan.steps)
+    except REPORTED as exc:
+        if command != "apply":
+            text = str(exc).removesuffix("; nothing was changed")
+            text = text.removeprefix("apply stopped before changing anything: ")
+            exc.args = (f"apply would refuse: {text}",)
+            raise
+        if "nothing was changed" in str(exc):
+            raise
+        raise nothing_changed(exc) from None
+
+
+def privilege_note(provider: Provider) -> str | None:
+    """What plan says when its user could not apply (plan itself is read-only)."""
+    try:
+        provider.check_privileges("apply")
+    except PrivilegeError as exc:
+        return "as this user apply would refuse: " + str(exc).removesuffix("; nothing was changed")
+    return None
+
+
+def note_privileges(provider: Provider, result: PlanResult) -> None:
+    """Add to the plan's notes that its user could not apply it."""
+    note = privilege_note(provider)
+    if note is not None:
+        plan = result.plan
+        result.plan = Plan(plan.steps, (*plan.notes, note), plan.facts)
 
 
 def journal_problems(state: StateDir) -> list[str]:

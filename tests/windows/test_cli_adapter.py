@@ -13,7 +13,10 @@ def test_missing_adapter_without_devcon_stops_apply_before_any_change(win: FakeW
     win.write(host_state(loopback=False))
     spec = str(win.spec())
     result = win.dsrctl("plan", "--detailed-exitcode", spec)
-    assert result.returncode == 2
+    assert result.returncode == 1  # apply would refuse it (issue 12): an error, not "changes"
+    assert result.stderr.startswith(
+        "error: apply would refuse: adapter:LO needs a manual step: create the loopback adapter"
+    )
     assert (
         "+ adapter LO: present  (MANUAL, apply stops before changing anything: create"
         in result.stdout
