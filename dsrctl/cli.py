@@ -174,6 +174,7 @@ def apply(
     def body() -> int:
         from dsrctl import engine
         from dsrctl.plan import Plan
+        from dsrctl.progress import for_terminal
         from dsrctl.render import Output, render_plan
         from dsrctl.savedplan import load_saved
 
@@ -206,6 +207,7 @@ def apply(
             saved=saved,
             saved_path=spec,
             confirm_timeout=confirm_timeout,
+            progress=for_terminal(),
         )
         for note in outcome.notes:
             out.line(f"! {note}", "yellow")
@@ -287,6 +289,7 @@ def drift(
         import time
 
         from dsrctl import engine, monitoring
+        from dsrctl.progress import for_terminal
 
         if prometheus is not None:
             _check_out(prometheus, "the metrics", spec)
@@ -296,14 +299,28 @@ def drift(
             # drift --fix (from cron, as root) writes what the spec says: refuse a spec
             # that others can edit; a read-only drift only notes it.
             notes = _trusted_spec(spec, "repair drift (--fix)" if fix else None)
-            context = engine.open_context(
-                spec, root_options(ctx).state_dir, root_options(ctx).platform
-            )
-            context.notes.extend(notes)
-            result = engine.make_plan(context)
+            # Two phases (thousands of VIPs: the spec and records, then one dump of the
+            # host's addresses and the comparison); a bar only after about a second.
+            progress = for_terminal(as_json or nagios)
+            try:
+                progress.start(2, "drift: reading the spec and records")
+                context = engine.open_context(
+                    spec, root_options(ctx).state_dir, root_options(ctx).platform
+                )
+                progress.advance(1, "drift: reading the host and comparing")
+                context.notes.extend(notes)
+                result = engine.make_plan(context)
+                progress.advance(1)
+            finally:
+                progress.close()
             run.items = engine.drift_items(result.plan)
             if fix and run.items:
-                engine.apply(context, lambda planned: True, command="dsrctl drift --fix")
+                engine.apply(
+                    context,
+                    lambda planned: True,
+                    command="dsrctl drift --fix",
+                    progress=for_terminal(as_json or nagios),
+                )
                 run.fixed = True
         except (DsrctlError, ProviderError, StateError) as exc:
             run.error = str(exc).replace("\n", " ")

@@ -87,7 +87,10 @@ def rollback(
             show(planned, "rollback")
             return ask_yes("Roll back these changes?", "roll back", auto_approve)
 
-        planned = run_rollback(state, provider, to, ask, " ".join(["dsrctl", *sys.argv[1:]]))
+        from dsrctl.progress import for_terminal
+
+        command = " ".join(["dsrctl", *sys.argv[1:]])
+        planned = run_rollback(state, provider, to, ask, command, for_terminal())
         ids = ", ".join(t.txn for t in planned.targets)
         out.line(f"Rollback complete: {ids} undone, {len(planned.plan.steps)} step(s).", "green")
         return 0

@@ -28,6 +28,7 @@ from dsrctl.model import split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.platforms import bind, check_spec, get_provider
+from dsrctl.progress import NO_PROGRESS, Progress
 from dsrctl.spec import Spec, load_spec
 from providers import safefile
 from providers.base import Provider
@@ -139,8 +140,10 @@ def apply(
     saved: dict[str, Any] | None = None,
     saved_path: str = "",
     confirm_timeout: float | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ApplyOutcome:
-    """Apply the spec (or a saved plan of it) under the lock; roll back on any failure."""
+    """Apply the spec (or a saved plan of it) under the lock; roll back on any failure.
+    ``progress`` follows the steps once the operator said yes (dsrctl.progress)."""
     from dsrctl import recovery
     from dsrctl.confirm import pending_note
 
@@ -182,7 +185,7 @@ def apply(
         if saved is None and not confirm(plan):
             raise AbortedByUser("apply cancelled; nothing was changed")
         notes += _clean_up_strays(ctx, result)
-        return _run_apply(ctx, result, command, confirm_timeout, dead, notes)
+        return _run_apply(ctx, result, command, confirm_timeout, dead, notes, progress)
 
 
 def check_preconditions(provider: Provider, plan: Plan, command: str = "apply") -> None:
@@ -237,6 +240,7 @@ def _run_apply(
     confirm_timeout: float | None,
     dead: Inflight | None,
     notes: list[str],
+    progress: Progress = NO_PROGRESS,
 ) -> ApplyOutcome:
     """Journal, arm the revert, run, commit; the host ends as before or as planned."""
     from dsrctl import recovery
@@ -291,6 +295,7 @@ def _run_apply(
             verify=lambda: _verify(ctx),
             undone_check=lambda: _differences_from(ctx, result),
             commit=staged.commit,
+            progress=progress,
         )
     except BaseException as exc:
         staged.discard()

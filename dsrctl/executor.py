@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from dsrctl.errors import ApplyFailed
 from dsrctl.plan import Plan
+from dsrctl.progress import NO_PROGRESS, Progress
 from dsrctl.steps import Step
 from state.journal import Journal
 
@@ -121,6 +122,7 @@ def execute(
     undone_check: Callable[[], list[str]],
     action: str = "apply",
     commit: Callable[[], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Executed:
     """Run every step, ``verify()``, then ``commit()`` (the records that must agree with the
     host). On any failure up to and including the commit, roll back and raise ApplyFailed.
@@ -133,6 +135,9 @@ def execute(
 
     ``undone_check`` re-reads the host after a rollback and names what still differs from
     the state observed before.
+
+    ``progress`` counts the steps and the verification (one unit) as they are done; it is
+    closed when execute returns or raises.
     """
     if isinstance(host, UndoPreparer):
         try:
@@ -141,8 +146,9 @@ def execute(
             journal.abandon()
             raise
     try:
-        return _execute(plan, host, journal, verify, undone_check, action, commit)
+        return _execute(plan, host, journal, verify, undone_check, action, commit, progress)
     finally:
+        progress.close()
         if isinstance(host, UndoPreparer):
             host.release_undo()
 
@@ -164,6 +170,7 @@ def _execute(
     undone_check: Callable[[], list[str]],
     action: str,
     commit: Callable[[], None] | None,
+    progress: Progress,
 ) -> Executed:
     done: list[Step] = []
     # A group whose call did not return (a signal, an unexpected error) may have taken
@@ -171,9 +178,12 @@ def _execute(
     in_flight: list[Step] = []
     try:
         _pause_for_tests(-1)
+        progress.start(len(plan.steps) + 1, action)
         for number, group in enumerate(group_steps(plan.steps)):
             journal.write("intent", seq=number, steps=[step.to_record() for step in group])
             in_flight = group
+            if len(group) > 1:  # one host call: the bar moves when it returns
+                progress.advance(0, f"{action}: {len(group)} {group[0].kind} changes")
             try:
                 completed, error = run_group(host, group)
             except Exception:
@@ -187,14 +197,18 @@ def _execute(
             if error is not None:
                 raise error
             journal.write("done", seq=number)
+            progress.advance(len(group), action)
             _pause_for_tests(number)
+        progress.advance(0, f"{action}: verifying")
         verify()
+        progress.advance(1)
         if commit is not None:
             commit()
     except BaseException as exc:  # KeyboardInterrupt too: never leave a half-applied host
         completed_count = len(done)
+        progress.start(len(done) + len(in_flight), f"{action} failed: undoing")
         done.extend(in_flight)
-        rollback_errors = rollback(done, host, journal)
+        rollback_errors = rollback(done, host, journal, progress)
         if not rollback_errors:
             rollback_errors = undone_check()
         result = "rollback-failed" if rollback_errors else "rolled-back"
@@ -219,7 +233,9 @@ def _pause_for_tests(boundary: int) -> None:
     time.sleep(120)
 
 
-def rollback(done: list[Step], host: StepHost, journal: Journal) -> list[str]:
+def rollback(
+    done: list[Step], host: StepHost, journal: Journal, progress: Progress = NO_PROGRESS
+) -> list[str]:
     """Undo ``done`` newest first, then record what was undone.
 
     Nothing is written before or between the undo groups: on a full disk a journal record
@@ -236,6 +252,7 @@ def rollback(done: list[Step], host: StepHost, journal: Journal) -> list[str]:
             error = exc
         if error is not None:
             errors.append(f"undo of {group[0].resource}: {error}")
+        progress.advance(len(group))
         outcomes.append((number, group, error is None))
     for number, group, undone in outcomes:
         if journal.try_write("undo", seq=number, steps=[s.to_record() for s in group]):

@@ -25,6 +25,7 @@ from dsrctl.errors import (
 )
 from dsrctl.kinds.registry import step_from_record
 from dsrctl.plan import Plan
+from dsrctl.progress import NO_PROGRESS, Progress
 from dsrctl.steps import Step
 from providers import safefile
 from providers.base import Provider
@@ -211,6 +212,7 @@ def run_rollback(
     to: str | None,
     confirm: Callable[[RollbackPlan], bool],
     command: str,
+    progress: Progress = NO_PROGRESS,
 ) -> RollbackPlan:
     provider.check_privileges("rollback")
     state.ensure()
@@ -220,12 +222,16 @@ def run_rollback(
             planned.plan = Plan(planned.plan.steps, (lock.recovered, *planned.plan.notes))
         if not confirm(planned):
             raise AbortedByUser("rollback cancelled; nothing was changed")
-        execute_rollback(state, provider, planned, command)
+        execute_rollback(state, provider, planned, command, progress)
         return planned
 
 
 def execute_rollback(
-    state: StateDir, provider: Provider, planned: RollbackPlan, command: str
+    state: StateDir,
+    provider: Provider,
+    planned: RollbackPlan,
+    command: str,
+    progress: Progress = NO_PROGRESS,
 ) -> None:
     from dsrctl.executor import execute, terminate_as_interrupt
     from dsrctl.monitoring import log
@@ -283,6 +289,7 @@ def execute_rollback(
             undone_check=lambda: [],
             action="rollback",
             commit=commit,
+            progress=progress,
         )
     except BaseException as exc:
         # It failed and undid itself (or says what it could not undo): not unfinished.
