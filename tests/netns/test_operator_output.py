@@ -111,6 +111,8 @@ def as_nobody(netns: Netns, *args: str) -> subprocess.CompletedProcess[str]:
     script = _python_reachable_by_nobody() + 'exec ip netns exec "$@"'
     env = {**os.environ, "DSRCTL_STATE_DIR": str(netns.state_dir), "NO_COLOR": "1", **netns.env}
     env.pop("DSRCTL_REQUIRE_NETNS", None)
+    # This checkout's dsrctl, not whichever one is installed (cwd is / for nobody's sake).
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     command = [
         "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
         netns.name, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
@@ -132,6 +134,8 @@ def test_non_root_messages_name_the_command_and_what_to_do(netns: Netns) -> None
 def _non_root_messages(netns: Netns, state_dir: Path) -> None:
     spec = write_spec(netns, SPEC)
     assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    # A VIP gone by hand: drift --fix would have something to do.
+    netns.run("ip", "address", "del", "192.0.2.100/32", "dev", "lo")
     journal = state_dir / "journal.jsonl"
     before = snapshot(netns)
 
@@ -147,6 +151,24 @@ def _non_root_messages(netns: Netns, state_dir: Path) -> None:
         "error: rollback changes addresses and sysctls: run it as root (it needs "
         "CAP_NET_ADMIN and write access to /proc/sys); nothing was changed\n"
     )
+    # The spec where nobody can read it, its persistent files out of the way (the
+    # namespace's work directory is root's alone).
+    readable = state_dir.parent / "dsrctl.toml"
+    readable.write_text(SPEC + "\n[linux.persist]\nenabled = false\n")
+    readable.chmod(0o644)
+    fix = as_nobody(netns, "drift", "--fix", str(readable))
+    assert fix.returncode == 1
+    assert fix.stderr == (
+        "error: drift --fix changes addresses and sysctls: run it as root (it needs "
+        "CAP_NET_ADMIN and write access to /proc/sys); nothing was changed\n"
+    )
+    # Adopting writes only the ownership records: the state directory is what it lacks.
+    adopt = as_nobody(netns, "import", "--adopt", "--out", str(state_dir.parent / "i.toml"))
+    assert adopt.returncode == 1
+    assert "changes addresses" not in adopt.stderr
+    assert adopt.stderr.startswith("error: ") and adopt.stderr.count("\n") == 1, adopt.stderr
+    assert f"state directory {state_dir} belongs to uid 0" in adopt.stderr
+    assert "use another --state-dir" in adopt.stderr
     show = as_nobody(netns, "show")
     assert show.returncode == 1
     assert show.stderr == (
