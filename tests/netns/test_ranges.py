@@ -190,6 +190,26 @@ def test_a_range_routed_by_hand_with_arp_ignore_0_answers_arp(pair: Pair) -> Non
         pair.server.run("ip", "route", "del", *route[2:])
 
 
+def test_a_range_over_the_servers_own_subnet_is_refused(pair: Pair) -> None:
+    """A local route for 192.0.2.128/25 would make the router and the client (192.0.2.0/24,
+    on eth0) local addresses of the server: refused before anything changes."""
+    spec = write_spec(
+        pair.server, 'version = 1\n[[vip]]\naddress = "192.0.2.128"\nprefix = 25\n', "own.toml"
+    )
+    for command in (["validate"], ["plan"], ["apply", "--auto-approve"]):
+        result = pair.server.dsrctl(*command, str(spec))
+        assert (result.returncode, result.stdout) == (1, ""), result.stdout + result.stderr
+        assert result.stderr == (
+            f'error: {spec}: vip = "192.0.2.128/25": the range covers addresses of '
+            "192.0.2.0/24, the subnet of eth0 (192.0.2.1/24): its local route would make "
+            "those hosts, the router included, addresses of this server and cut it off from "
+            "them\n"
+        )
+    routes = pair.server.run("ip", "route", "show", "table", "local", "type", "local").stdout
+    assert "192.0.2.128" not in routes
+    assert pair.server.sysctl("net.ipv4.conf.all.arp_ignore") == "0"
+
+
 # -- apply --------------------------------------------------------------------------------
 def test_plan_shows_each_range_readably(pair: Pair, spec: Path) -> None:
     plan = pair.server.dsrctl("plan", str(spec))
