@@ -250,6 +250,37 @@ def test_no_arp_answer_for_the_range(applied: Pair) -> None:
     assert set(macs) == {SERVER_MAC}, output
 
 
+_SOLICIT = """
+import socket, sys
+for target in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(4)
+    try:
+        s.connect((target, 9))
+    except OSError:
+        pass
+"""
+
+
+def test_no_neighbour_advertisement_for_the_ipv6_range(applied: Pair) -> None:
+    """IPv6 has no arp_ignore: the kernel answers neighbour solicitations only for the
+    addresses of the receiving interface, never for a local route's. The client is made
+    to solicit the range's addresses on its link (an on-link route for a moment)."""
+    client = applied.client
+    client.run("ip", "-6", "route", "replace", str(RANGE6), "dev", "eth0")
+    try:
+        targets = sample(RANGE6, 2)
+        client.run(sys.executable, "-c", _SOLICIT, *targets, "2001:db8::1")
+        neighbours = json.loads(client.run("ip", "-j", "-6", "neigh", "show", "dev", "eth0").stdout)
+        states = {n["dst"]: (n["state"], n.get("lladdr")) for n in neighbours}
+        for target in targets:
+            assert states[target][1] is None, states  # solicited, never answered
+            assert "FAILED" in states[target][0] or "INCOMPLETE" in states[target][0], states
+        assert states["2001:db8::1"][1] == SERVER_MAC  # the server's own address answers
+    finally:
+        client.run("ip", "-6", "route", "replace", str(RANGE6), "via", "2001:db8::1")
+
+
 def test_second_apply_changes_nothing(applied: Pair, spec: Path) -> None:
     again = applied.server.dsrctl("apply", "--auto-approve", str(spec))
     assert again.returncode == 0, again.stderr
@@ -327,6 +358,21 @@ def test_a_route_there_before_dsrctl_stays_when_the_spec_drops_it(netns: Netns) 
     )
     assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
     assert str(RANGE4) in ranges_on(netns)
+
+
+def test_a_single_vip_inside_a_range_is_applied_with_a_note(netns: Netns) -> None:
+    body = SPEC + '[[vip]]\naddress = "198.18.5.7"\n'
+    spec = write_spec(netns, body)
+    plan = netns.dsrctl("plan", str(spec))
+    assert "VIP 198.18.5.7/32 lies inside range 198.18.5.0/24" in plan.stdout, plan.stdout
+    assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    assert "198.18.5.7/32" in netns.addresses()
+    assert str(RANGE4) in ranges_on(netns)
+    assert netns.dsrctl("drift", str(spec)).returncode == 0
+    # Dropping the range removes its route and leaves the single VIP.
+    spec = write_spec(netns, without_range4() + '[[vip]]\naddress = "198.18.5.7"\n')
+    assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    assert str(RANGE4) not in ranges_on(netns) and "198.18.5.7/32" in netns.addresses()
 
 
 def test_a_forged_route_record_never_deletes_the_loopback_route(netns: Netns) -> None:
