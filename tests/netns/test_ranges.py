@@ -320,8 +320,29 @@ def test_rollback_removes_the_ranges(netns: Netns) -> None:
     rollback = netns.dsrctl("rollback", "--auto-approve")
     assert rollback.returncode == 0, rollback.stdout + rollback.stderr
     assert f"- range {RANGE4}: local route on lo, table local  (rollback)" in rollback.stdout
+    # The kernel gives the IPv6 route metric 1024: not a change since the apply.
+    assert "changed since the apply" not in rollback.stdout, rollback.stdout
     assert ranges_on(netns) == before
     assert netns.sysctl("net.ipv4.conf.all.arp_ignore") == "0"
+
+
+def test_a_range_on_another_device_moves_to_lo_and_rollback_puts_it_back(netns: Netns) -> None:
+    netns.run("ip", "link", "add", "dsr0", "type", "veth", "peer", "name", "dsr0p")
+    netns.run("ip", "link", "set", "dsr0", "up")
+    netns.run("ip", "route", "add", "local", str(RANGE4), "dev", "dsr0", "table", "local",
+              "metric", "5")  # fmt: skip
+    spec = write_spec(netns, SPEC)
+    applied = netns.dsrctl("apply", "--auto-approve", str(spec))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (
+        f"  ~ range {RANGE4}: local route on dsr0, table local -> local route on lo, table local"
+        in applied.stdout
+    )
+    shown = netns.run("ip", "route", "show", "table", "local", str(RANGE4)).stdout
+    assert shown.split()[:4] == ["local", str(RANGE4), "dev", "lo"], shown
+    assert netns.dsrctl("rollback", "--auto-approve").returncode == 0
+    shown = netns.run("ip", "route", "show", "table", "local", str(RANGE4)).stdout
+    assert shown.startswith(f"local {RANGE4} dev dsr0 proto static scope host metric 5"), shown
 
 
 def test_a_range_the_spec_drops_is_removed(netns: Netns) -> None:
