@@ -57,6 +57,7 @@ def test_prometheus_in_sync_and_drift() -> None:
     assert value(ok, "dsrctl_drift_in_sync") == 1
     assert value(ok, "dsrctl_drift_error") == 0
     assert value(ok, "dsrctl_drift_items", kind="sysctl") == 0
+    assert value(ok, "dsrctl_drift_items", kind="route") == 0  # a VIP range's local route
     assert value(ok, "dsrctl_drift_duration_seconds") == 0.25
     assert value(ok, "dsrctl_drift_last_success_timestamp_seconds") == 1000.25
     drifted = samples(monitoring.prometheus_text(DriftRun(SPEC, 2000.0, 0.5, items=ITEMS)))
