@@ -17,6 +17,7 @@ from providers.model import (
     FileState,
     HostState,
     ReadScope,
+    RouteState,
     SysctlValue,
     resolve_in_root,
     root_relative,
@@ -31,12 +32,14 @@ __all__ = [
     "FileState",
     "HostState",
     "ReadScope",
+    "RouteState",
     "SysctlValue",
     "address_id",
     "dir_id",
     "file_id",
     "resolve_in_root",
     "root_relative",
+    "route_id",
     "split_address_id",
     "split_id",
     "symlink_id",
@@ -65,6 +68,11 @@ def symlink_id(path: str) -> str:
 
 def dir_id(path: str) -> str:
     return f"dir:{path}"
+
+
+def route_id(key: str) -> str:
+    """``route:local:local:198.18.5.0/24`` from a RouteState.key."""
+    return f"route:{key}"
 
 
 def split_id(resource: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from dsrctl.model import AddressState, FileState, split_address_id, split_id
+from dsrctl.model import AddressState, FileState, RouteState, split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
 
@@ -46,6 +46,8 @@ def describe_resource(resource: str) -> str:
     if kind == "address":
         interface, cidr = split_address_id(resource)
         return f"address {cidr} on {interface}"
+    if kind == "route" and name.startswith("local:local:"):
+        return f"range {name.removeprefix('local:local:')}"  # a VIP range (AnyIP)
     return f"{kind} {name}"
 
 
@@ -61,6 +63,8 @@ def show_value(value: Any) -> str:
         return ", ".join(flags) if flags else "preferred, dad"
     if isinstance(value, FileState):
         return value.describe()
+    if isinstance(value, RouteState):
+        return f"{value.type} route on {value.device}, table {value.table}"
     return str(value)
 
 

@@ -50,6 +50,44 @@ class AddressState:
 
 
 @dataclass(frozen=True)
+class RouteState:
+    """One route, as the kernel reports it; dsrctl manages local routes in table local
+    (``local 198.18.5.0/24 dev lo table local``: AnyIP, a whole range of VIPs)."""
+
+    destination: str  # cidr, compressed
+    device: str
+    table: str = "local"  # "local", "main" or the table's number
+    type: str = "local"  # "local", "unicast"...
+    # The metric, as observed: kept to remove or restore exactly this route, but never
+    # compared (not even by ==): each boot tool and each family picks its own default.
+    priority: int | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        """``local:local:198.18.5.0/24``: the route's id without its kind."""
+        return f"{self.table}:{self.type}:{self.destination}"
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.destination else 4
+
+    def attributes(self) -> dict[str, Any]:
+        """What the diff compares (the rest of what dsrctl manages is in the key)."""
+        return {"device": self.device}
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "destination": self.destination,
+            "table": self.table,
+            "type": self.type,
+            **self.attributes(),
+        }
+        if self.priority is not None:
+            record["priority"] = self.priority
+        return record
+
+
+@dataclass(frozen=True)
 class FileState:
     """A file's bytes and permission bits, or a symbolic link. ``None`` stands for an
     absent file.
@@ -128,6 +166,7 @@ class ReadScope:
     interfaces: tuple[str, ...] = ()  # other interfaces whose addresses are in scope
     symlinks: tuple[str, ...] = ()  # e.g. the wants link that enables a boot unit
     dirs: tuple[str, ...] = ()  # directories dsrctl may create (a drop-in directory)
+    routes: tuple[str, ...] = ()  # route keys (RouteState.key) in scope; none: no route read
 
 
 @dataclass
@@ -141,6 +180,7 @@ class HostState:
     facts: dict[str, Any] = field(default_factory=dict)
     symlinks: dict[str, str | None] = field(default_factory=dict)  # path -> target
     dirs: dict[str, str | None] = field(default_factory=dict)  # path -> DIRECTORY or None
+    routes: dict[str, RouteState] = field(default_factory=dict)  # key -> route (in scope)
 
 
 # The value of an existing directory resource (its mode and owner are not managed).

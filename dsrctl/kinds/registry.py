@@ -13,13 +13,14 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.kinds import address, directory, file, symlink, sysctl
+from dsrctl.kinds import address, directory, file, route, symlink, sysctl
 from dsrctl.kinds.base import ResourceKind
 from dsrctl.steps import Phase, Step
 
 LINUX: tuple[ResourceKind, ...] = (
     sysctl.KIND,
     address.KIND,
+    route.KIND,
     file.KIND,
     symlink.KIND,
     directory.KIND,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from dsrctl.kinds.address import AddressWriter
     from dsrctl.kinds.directory import DirWriter
     from dsrctl.kinds.file import FileWriter
+    from dsrctl.kinds.route import RouteWriter
     from dsrctl.kinds.symlink import LinkWriter
     from dsrctl.kinds.sysctl import SysctlWriter
     from dsrctl.linux.adopt import import_host
@@ -55,4 +56,5 @@ if TYPE_CHECKING:
             DirWriter,
             BatchRunner,
             UndoPreparer,
-        ] = (host, host, host, host, host, host, host, host)
+            RouteWriter,
+        ] = (host, host, host, host, host, host, host, host, host)

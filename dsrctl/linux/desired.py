@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING
 
 from dsrctl.kinds.base import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX
+from dsrctl.kinds.route import route_state
 from dsrctl.model import (
     AddressState,
     FileState,
     ReadScope,
+    RouteState,
     SysctlValue,
     address_id,
     file_id,
+    route_id,
     split_address_id,
     split_id,
     symlink_id,
@@ -38,7 +41,9 @@ __all__ = [
     "SYSCTL_FILE_MODE",
     "Desired",
     "build_desired",
+    "dropped_ranges",
     "dropped_vips",
+    "range_states",
     "read_scope",
     "sysctl_file_content",
     "vip_state",
@@ -57,6 +62,7 @@ def build_desired(
     linux = spec.linux
     desired.sysctls = linux.all_sysctls()
     desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
+    desired.routes = {state.key: state for state in range_states(spec)}
     if linux.persist.enabled:
         content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
         path = under_root(linux.persist.root, linux.persist.sysctl_file)
@@ -72,6 +78,7 @@ def build_desired(
     desired.spec_resources = (
         {sysctl_id(key) for key in desired.sysctls}
         | {address_id(linux.interface, cidr) for cidr in desired.addresses[linux.interface]}
+        | {route_id(key) for key in desired.routes}
         | {file_id(path) for path in desired.files}
         | (persistence.resources() if persistence is not None else set())
     )
@@ -85,16 +92,34 @@ def build_desired(
 
 
 def vip_states(spec: Spec) -> list[AddressState]:
-    """The address state each VIP of the spec must have, in spec order."""
+    """The address state each single VIP of the spec must have, in spec order."""
     interface = spec.linux.interface
     return [
-        vip_state(vip.address.compressed, vip.prefix, vip.label, interface) for vip in spec.vips
+        vip_state(vip.address.compressed, vip.prefix, vip.label, interface)
+        for vip in spec.vips
+        if not vip.is_range
     ]
+
+
+def range_states(spec: Spec) -> list[RouteState]:
+    """The local route each VIP range of the spec must have, in spec order."""
+    return [route_state(vip.cidr, spec.linux.interface) for vip in spec.vips if vip.is_range]
+
+
+def dropped_ranges(spec: Spec, ownership: Ownership) -> frozenset[str]:
+    """Ranges (cidr) whose route dsrctl added and the spec no longer names."""
+    wanted = {state.key for state in range_states(spec)}
+    return frozenset(
+        resource.rsplit(":", 1)[-1]
+        for resource, record in ownership.records.items()
+        if resource.startswith("route:") and record.created
+        if split_id(resource)[1] not in wanted
+    )
 
 
 def dropped_vips(spec: Spec, ownership: Ownership) -> frozenset[str]:
     """VIPs (cidr) on the spec's interface that dsrctl added and the spec no longer names."""
-    wanted = {vip.cidr for vip in spec.vips}
+    wanted = {vip.cidr for vip in spec.vips if not vip.is_range}
     return frozenset(
         cidr
         for resource, record in ownership.records.items()

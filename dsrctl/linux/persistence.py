@@ -29,6 +29,7 @@ from dsrctl.model import (
     DIRECTORY,
     AddressState,
     FileState,
+    RouteState,
     dir_id,
     file_id,
     symlink_id,
@@ -104,7 +105,8 @@ def rival_notes(claim: Claim, backend: str, detection: Detection, spec: Spec) ->
     interface = detection.interface
     if claim.backend == "systemd-networkd":
         keep = detection.networkd_keep
-        ipv6 = any(vip.version == 6 for vip in spec.vips)
+        # an IPv6 VIP is deprecated, which networkd counts as dynamic; a range has no lifetime
+        ipv6 = any(vip.version == 6 and not vip.is_range for vip in spec.vips)
         if keep in networkd.KEEPS_ALL or (keep == "static" and not ipv6):
             return [
                 f"{claim.describe()} also configures {interface} at boot; it keeps addresses "
@@ -181,7 +183,11 @@ def build(
     detection: Detection,
     states: list[AddressState],
     dropped: frozenset[str] = frozenset(),
+    routes: list[RouteState] | None = None,
+    dropped_routes: frozenset[str] = frozenset(),
 ) -> Persistence:
+    """``routes``: the local routes of the VIP ranges; ``dropped_routes``: the ranges
+    (cidr) whose route dsrctl added and the spec no longer names."""
     backend, notes = choose_backend(spec, detection)
     check_vips(spec, backend, states)
     result = Persistence(backend, notes=notes, running=detection.running)
@@ -194,6 +200,8 @@ def build(
         spec_path=os.path.abspath(spec.path),
         detection=detection,
         dropped=dropped,
+        routes=tuple(routes or ()),
+        dropped_routes=dropped_routes,
     )
     labels = module.labels(request)  # the backend decides the label of unlabelled VIPs
     if labels:

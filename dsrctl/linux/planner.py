@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from dsrctl.diff import plan_with_current
-from dsrctl.linux.desired import build_desired, dropped_vips, read_scope, vip_states
+from dsrctl.linux.desired import (
+    build_desired,
+    dropped_ranges,
+    dropped_vips,
+    range_states,
+    read_scope,
+    vip_states,
+)
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.plan import Plan
@@ -51,7 +58,14 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
         result = Persistence("none", running=provider.running_daemons())
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
-        result = build(spec, detection, vip_states(spec), dropped_vips(spec, ownership))
+        result = build(
+            spec,
+            detection,
+            vip_states(spec),
+            dropped_vips(spec, ownership),
+            range_states(spec),
+            dropped_ranges(spec, ownership),
+        )
     if persist.enabled:
         result.notes += provider.sysctl_conflicts(
             persist.root, persist.sysctl_file, spec.linux.all_sysctls()

@@ -15,7 +15,7 @@ from providers.model import FileState, HostState, ReadScope, SysctlValue
 from providers.safefile import Staged
 
 if TYPE_CHECKING:
-    from providers.linux.changes import AddressChange, FileChange
+    from providers.linux.changes import AddressChange, FileChange, RouteChange
     from providers.linux.persist import Detection
 
 CAP_NET_ADMIN = 12
@@ -45,6 +45,13 @@ class LinuxHost(Provider):
         """Whether ``name`` is an interface of this host (its IPv4 sysctls exist)."""
         # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
         return os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", name))
+
+    def connected_networks(self, leave_out: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(interface, address/prefix) of the subnets this host sits in (VIP ranges must
+        not cover one: the spec check)."""
+        from providers.linux.addresses import connected_networks
+
+        return connected_networks(leave_out)
 
     def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -87,6 +94,10 @@ class LinuxHost(Provider):
         state.files = {path: files.read_file(path) for path in scope.files}
         state.symlinks = {path: files.read_symlink(path) for path in scope.symlinks}
         state.dirs = {path: files.read_dir(path) for path in scope.dirs}
+        if scope.routes:
+            from providers.linux.routes import read_routes
+
+            state.routes = read_routes(scope.routes)
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -115,6 +126,7 @@ class LinuxHost(Provider):
             "file": [],
             "symlink": [],
             "dir": [],
+            "route": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -136,6 +148,12 @@ class LinuxHost(Provider):
             observed[f"symlink:{path}"] = files.read_symlink(path)
         for path in kinds["dir"]:
             observed[f"dir:{path}"] = files.read_dir(path)
+        if kinds["route"]:
+            from providers.linux.routes import read_routes
+
+            routes = read_routes(kinds["route"])
+            for key in kinds["route"]:
+                observed[f"route:{key}"] = routes.get(key)
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -191,6 +209,16 @@ class LinuxHost(Provider):
         from providers.linux.addresses import apply_address_steps
 
         return apply_address_steps(steps, self._indexes)
+
+    def apply_route(self, step: RouteChange) -> None:
+        from providers.linux.routes import apply_route_step
+
+        devices = {state.device for state in (step.before, step.after) if state is not None}
+        if not devices <= self._indexes.keys():
+            from providers.linux.rtnl import dump_links
+
+            self._indexes.update({link.name: link.index for link in dump_links()})
+        apply_route_step(step, self._indexes)
 
     def write_file(self, path: str, state: FileState) -> None:
         spare = self._spares.pop((path, state.sha256, state.mode), None)
