@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dsrctl.model import AddressState, FileState, HostState, ReadScope, SysctlValue
+from dsrctl.model import AddressState, FileState, HostState, MssClamp, ReadScope, SysctlValue
 from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value).
-Value = SysctlValue | AddressState | FileState
+# (the last two are strings, like a string sysctl value), or dsrctl's nftables table.
+Value = SysctlValue | AddressState | FileState | MssClamp
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -45,6 +45,9 @@ class Desired:
     dirs: dict[str, str | None] = field(default_factory=dict)
     # resource -> what its step does besides (e.g. "then systemctl daemon-reload")
     step_notes: dict[str, str] = field(default_factory=dict)
+    # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
+    # created it); only "mss" (dsrctl/kinds/mss.py)
+    mss: dict[str, MssClamp | None] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from dsrctl.errors import SpecError
+from dsrctl.linux.mss import check_mss
 from providers.linux.sysctl_keys import split_key
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
                 spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
             )
     check_persistence(spec, host)
+    check_mss(spec, host)
 
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:
