@@ -168,10 +168,7 @@ def clamp_for(spec: Spec, limits: list[TunnelLimit]) -> tuple[MssClamp | None, s
         if len(rules) == 1
         else ", ".join(f"{rule.mss} (IPv{version})" for version, rule in rules.items())
     )
-    why = (
-        f"clamp the MSS of SYN-ACKs from the VIPs to {values}: {' and '.join(reasons)}, "
-        f"and {WHY}"
-    )
+    why = f"clamp the MSS of SYN-ACKs from the VIPs to {values}: {' and '.join(reasons)}, and {WHY}"
     return MssClamp(rules.get(4), rules.get(6)), why
 
 
