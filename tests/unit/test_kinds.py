@@ -16,6 +16,7 @@ JOURNAL_KINDS = {
     "file": "dsrctl.kinds.file:FileStep",
     "symlink": "dsrctl.kinds.symlink:SymlinkStep",
     "dir": "dsrctl.kinds.directory:DirStep",
+    "nft": "dsrctl.kinds.mss:MssStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -26,7 +27,14 @@ JOURNAL_KINDS = {
 
 
 def test_each_kind_is_named_once_and_names_its_step() -> None:
-    assert [kind.name for kind in LINUX] == ["sysctl", "address", "file", "symlink", "dir"]
+    assert [kind.name for kind in LINUX] == [
+        "sysctl",
+        "address",
+        "file",
+        "symlink",
+        "dir",
+        "nft",
+    ]
     assert len(BY_NAME) == len(LINUX)
     for kind in LINUX:
         assert kind.step.kind == kind.name
