@@ -179,8 +179,8 @@ def test_an_mss_above_the_uplink_and_a_missing_nft_are_refused(make_netns: Netns
 
 def test_the_clamp_comes_back_after_a_reboot(make_netns: NetnsFactory, tmp_path: Path) -> None:
     """The nft file and dsrctl-mss.service, enabled; the boot replayed in a fresh namespace
-    pair: the sysctl file, then each ExecStart= of dsrctl's units as written (the file
-    path as seen from the root)."""
+    pair: the sysctl file, then each ExecStart= of dsrctl's enabled units as written
+    (paths under /etc as seen from the root)."""
     root = systemd_root(tmp_path / "root")
     client, server = make_netns("client"), make_netns("server")
     link(client, server)
@@ -197,8 +197,11 @@ def test_the_clamp_comes_back_after_a_reboot(make_netns: NetnsFactory, tmp_path:
     link(client, rebooted)  # the network comes up: the uplink and its default route
     assert rebooted.dsrctl("drift", str(spec)).returncode == 2
     rebooted.run("sysctl", "-q", "-p", str(root / "etc/sysctl.d/90-dsrctl.conf"))
-    for name in ("dsrctl-mss.service", "dsrctl-vips.service"):
-        for line in (units / name).read_text().splitlines():
+    # Every unit of dsrctl's that the boot starts (the VIPs', the clamp's, and any other).
+    wanted = sorted((units / "multi-user.target.wants").glob("dsrctl-*.service"))
+    assert {unit.name for unit in wanted} >= {"dsrctl-mss.service", "dsrctl-vips.service"}
+    for unit_link in wanted:
+        for line in (units / unit_link.name).read_text().splitlines():
             if line.startswith("ExecStart="):
                 words = shlex.split(line.removeprefix("ExecStart="))
                 rebooted.run(*[f"{root}{w}" if w.startswith("/etc/") else w for w in words])
