@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -43,9 +44,14 @@ _CHAIN = {"type": "filter", "hook": "output", "prio": -150, "policy": "accept"}
 TIMEOUT = 60.0  # seconds for one nft run (a set of 10,000 VIPs loads in well under one)
 
 
+# Where distributions install nft, for a PATH without the sbin directories (cron's
+# default is /usr/bin:/bin, and drift runs from cron).
+SBIN = ("/usr/sbin", "/sbin")
+
+
 def find_nft() -> str | None:
-    """The nft program on PATH, or None."""
-    return shutil.which("nft")
+    """The nft program on PATH or in the sbin directories, or None."""
+    return shutil.which("nft") or shutil.which("nft", path=os.pathsep.join(SBIN))
 
 
 def collapse(networks: Iterable[str], version: int) -> tuple[str, ...]:
@@ -236,7 +242,8 @@ def _required() -> str:
     program = find_nft()
     if program is None:
         raise HostError(
-            f"nft (nftables) is not installed: dsrctl cannot read or change its table "
+            f"nft (nftables) is not installed (not on PATH, nor in {' or '.join(SBIN)}): "
+            f"dsrctl cannot read or change its table "
             f"{FAMILY} {TABLE}; install nftables"
         )
     return program
