@@ -232,6 +232,22 @@ def test_a_changed_mss_or_chain_is_not_dsrctls() -> None:
     assert decoded is not None and decoded.other and decoded.other[0].startswith("chain: ")
 
 
+def test_nft_09s_flags_and_a_comment_are_the_same_rule() -> None:
+    data = json.loads((GOLDEN / "nft-list.json").read_text())
+    for item in data["nftables"]:
+        if "rule" in item:
+            flags = item["rule"]["expr"][1]["match"]
+            flags["left"]["&"][1] = {"|": ["ack", "syn"]}
+            flags["right"] = {"|": ["syn", "ack"]}
+            item["rule"]["comment"] = "someone's"
+    assert nft.decode(data) == CLAMP
+    for item in data["nftables"]:
+        if "rule" in item:
+            item["rule"]["expr"][1]["match"]["right"] = "syn"  # every SYN: not dsrctl's rule
+    decoded = nft.decode(data)
+    assert decoded is not None and decoded.ipv4 is None and len(decoded.other) == 4
+
+
 def test_no_table_decodes_to_none() -> None:
     assert nft.decode({"nftables": [{"metainfo": {"version": "1.0.6"}}]}) is None
 
