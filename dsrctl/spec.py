@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
+from dsrctl.tunnels import TUNNEL_ON_WINDOWS, TunnelSpec, parse_tunnels
 from providers.linux.persist.backends import ALIASES, BACKENDS
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class Spec:
     warnings: tuple[str, ...] = ()
     windows: WindowsSpec | None = None  # the [windows] table, when the spec has one
     digest: str = ""  # sha256 of the file's bytes: saved plans and the journal name it
+    tunnels: tuple[TunnelSpec, ...] = ()  # the [[tunnel]] tables (dsrctl/tunnels.py)
 
 
 def load_spec(path: str) -> Spec:
@@ -246,6 +248,9 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         from dsrctl.windows.spec import parse_windows
 
         windows = parse_windows(root.table("windows"), [vip.address for vip in vips])
+    tunnels = parse_tunnels(root, interface_problem)
+    if tunnels and windows is not None:
+        raise SpecError(path, "tunnel[0].kind", tunnels[0].kind, TUNNEL_ON_WINDOWS)
     root.finish()
     warnings = tuple(
         note
@@ -253,7 +258,13 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         if (note := sysctls.no_effect_note(key, value, linux.all_sysctls())) is not None
     ) + tuple(_covered_vip_notes(vips, linux.interface))
     return Spec(
-        path=path, version=version, vips=vips, linux=linux, warnings=warnings, windows=windows
+        path=path,
+        version=version,
+        vips=vips,
+        linux=linux,
+        warnings=warnings,
+        windows=windows,
+        tunnels=tunnels,
     )
 
 

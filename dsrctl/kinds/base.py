@@ -11,13 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dsrctl.model import AddressState, FileState, HostState, ReadScope, RouteState, SysctlValue
+from dsrctl.model import (
+    AddressState,
+    FileState,
+    HostState,
+    MssClamp,
+    ReadScope,
+    RouteState,
+    SysctlValue,
+)
 from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value), a route.
-Value = SysctlValue | AddressState | FileState | RouteState
+# (the last two are strings, like a string sysctl value), a route, or dsrctl's nftables
+# table.
+Value = SysctlValue | AddressState | FileState | RouteState | MssClamp
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -48,6 +57,9 @@ class Desired:
     # route key (RouteState.key) -> wanted route: the VIP ranges; dropped routes dsrctl
     # created are simply not here
     routes: dict[str, RouteState] = field(default_factory=dict)
+    # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
+    # created it); only "mss" (dsrctl/kinds/mss.py)
+    mss: dict[str, MssClamp | None] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.kinds import address, directory, file, route, symlink, sysctl
+from dsrctl.kinds import address, directory, file, mss, route, symlink, sysctl
 from dsrctl.kinds.base import ResourceKind
 from dsrctl.steps import Phase, Step
 
@@ -24,6 +24,7 @@ LINUX: tuple[ResourceKind, ...] = (
     file.KIND,
     symlink.KIND,
     directory.KIND,
+    mss.KIND,
 )
 BY_NAME: dict[str, ResourceKind] = {kind.name: kind for kind in LINUX}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import (
@@ -13,6 +13,7 @@ from dsrctl.linux.desired import (
     read_scope,
     vip_states,
 )
+from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.plan import Plan
@@ -20,6 +21,9 @@ from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
 from providers.linux.persist import Detection
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from providers.linux.uplinks import Uplink
 
 
 class LinuxPlannerHost(Protocol):
@@ -36,9 +40,14 @@ class LinuxPlannerHost(Protocol):
         self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
     ) -> list[str]: ...
 
+    def uplink(self, version: int, name: str | None) -> Uplink | None: ...
+
+    def nft_path(self) -> str | None: ...
+
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
-    desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
+    persistence = persistence_for(spec, provider, ownership)
+    desired = build_desired(spec, ownership, persistence, plan_mss(spec, provider))
     current = provider.read(read_scope(spec, desired, ownership))
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes

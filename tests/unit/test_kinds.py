@@ -17,6 +17,7 @@ JOURNAL_KINDS = {
     "symlink": "dsrctl.kinds.symlink:SymlinkStep",
     "dir": "dsrctl.kinds.directory:DirStep",
     "route": "dsrctl.kinds.route:RouteStep",
+    "nft": "dsrctl.kinds.mss:MssStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -27,7 +28,15 @@ JOURNAL_KINDS = {
 
 
 def test_each_kind_is_named_once_and_names_its_step() -> None:
-    assert [kind.name for kind in LINUX] == ["sysctl", "address", "route", "file", "symlink", "dir"]
+    assert [kind.name for kind in LINUX] == [
+        "sysctl",
+        "address",
+        "route",
+        "file",
+        "symlink",
+        "dir",
+        "nft",
+    ]
     assert len(BY_NAME) == len(LINUX)
     for kind in LINUX:
         assert kind.step.kind == kind.name
