@@ -22,6 +22,7 @@ from typing import Any
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
+from dsrctl.tunnels import TUNNEL_ON_WINDOWS, TunnelSpec, parse_tunnels
 from dsrctl.windows.spec import WindowsSpec, parse_windows
 from providers.linux.persist.backends import ALIASES, BACKENDS
 
@@ -106,6 +107,7 @@ class Spec:
     warnings: tuple[str, ...] = ()
     windows: WindowsSpec | None = None  # the [windows] table, when the spec has one
     digest: str = ""  # sha256 of the file's bytes: saved plans and the journal name it
+    tunnels: tuple[TunnelSpec, ...] = ()  # the [[tunnel]] tables (dsrctl/tunnels.py)
 
 
 def load_spec(path: str) -> Spec:
@@ -234,6 +236,9 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         if root.has("windows")
         else None
     )
+    tunnels = parse_tunnels(root, interface_problem)
+    if tunnels and windows is not None:
+        raise SpecError(path, "tunnel[0].kind", tunnels[0].kind, TUNNEL_ON_WINDOWS)
     root.finish()
     warnings = tuple(
         note
@@ -241,7 +246,13 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         if (note := sysctls.no_effect_note(key, value, linux.all_sysctls())) is not None
     )
     return Spec(
-        path=path, version=version, vips=vips, linux=linux, warnings=warnings, windows=windows
+        path=path,
+        version=version,
+        vips=vips,
+        linux=linux,
+        warnings=warnings,
+        windows=windows,
+        tunnels=tunnels,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dsrctl.errors import MISSING, SpecError
+from dsrctl.tunnels import TUNNEL_ON_WINDOWS
 
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def check_windows_spec(spec: Spec, host: WindowsHost) -> None:
+    if spec.tunnels:
+        raise SpecError(spec.path, "tunnel[0].kind", spec.tunnels[0].kind, TUNNEL_ON_WINDOWS)
     windows = spec.windows
     if windows is None:
         raise SpecError(
