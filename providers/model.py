@@ -128,6 +128,9 @@ class ReadScope:
     interfaces: tuple[str, ...] = ()  # other interfaces whose addresses are in scope
     symlinks: tuple[str, ...] = ()  # e.g. the wants link that enables a boot unit
     dirs: tuple[str, ...] = ()  # directories dsrctl may create (a drop-in directory)
+    # sysctls read to judge others (per-interface values behind an effective value), not
+    # managed themselves: a key whose interface does not exist reads as None
+    observed_sysctls: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,6 +144,7 @@ class HostState:
     facts: dict[str, Any] = field(default_factory=dict)
     symlinks: dict[str, str | None] = field(default_factory=dict)  # path -> target
     dirs: dict[str, str | None] = field(default_factory=dict)  # path -> DIRECTORY or None
+    observed_sysctls: dict[str, SysctlValue | None] = field(default_factory=dict)
 
 
 # The value of an existing directory resource (its mode and owner are not managed).

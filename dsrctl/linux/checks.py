@@ -20,15 +20,23 @@ if TYPE_CHECKING:
 
 
 def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
+    from dsrctl.linux.effective import rp_filter_conflict
     from dsrctl.spec import sysctl_key_path
 
     interface = spec.linux.interface
     if not host.has_interface(interface):
         raise SpecError(spec.path, "linux.interface", interface, "no such interface on this host")
+    conflict = rp_filter_conflict(spec)
+    if conflict is not None:
+        raise SpecError(spec.path, sysctl_key_path(conflict[0]), conflict[1], conflict[2])
+    # A device of a [[tunnel]] is created by the plan: its keys exist only after that.
+    created = {tunnel.name for tunnel in spec.tunnels}
     for key, value in spec.linux.all_sysctls().items():
+        parts = split_key(key)
+        if len(parts) == 5 and parts[2] == "conf" and parts[3] in created:
+            continue
         if not host.sysctl.exists(key):
             hint = ""
-            parts = split_key(key)
             if len(parts) == 5 and parts[2] == "conf":
                 hint = f" (is there an interface named {parts[3]!r}?)"
             raise SpecError(

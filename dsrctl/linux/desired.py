@@ -40,6 +40,7 @@ __all__ = [
     "build_desired",
     "dropped_vips",
     "read_scope",
+    "set_sysctl_file",
     "sysctl_file_content",
     "vip_state",
     "vip_states",
@@ -53,14 +54,16 @@ def build_desired(
 ) -> Desired:
     """``persistence``: what the VIP persistence backend wants on disk (dsrctl.linux.persistence);
     without it, only the sysctl file is persisted."""
+    from dsrctl.linux.effective import tunnel_notes, tunnel_sysctls
+
     desired = Desired()
     linux = spec.linux
-    desired.sysctls = linux.all_sysctls()
+    # rp_filter 0 for the tunnels' decap devices; the spec's own keys win (a conflicting
+    # one is refused by dsrctl.linux.checks).
+    desired.sysctls = {**tunnel_sysctls(spec), **linux.all_sysctls()}
+    desired.step_notes.update(tunnel_notes(spec))
     desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
-    if linux.persist.enabled:
-        content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
-        path = under_root(linux.persist.root, linux.persist.sysctl_file)
-        desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
+    set_sysctl_file(desired, spec)
     if persistence is not None:
         for cidr, label in persistence.labels.items():  # e.g. ifcfg's alias lo:N
             state = desired.addresses[linux.interface][cidr]
@@ -82,6 +85,16 @@ def build_desired(
             if note:
                 desired.step_notes[resource] = note
     return desired
+
+
+def set_sysctl_file(desired: Desired, spec: Spec) -> None:
+    """dsrctl's sysctl file with ``desired.sysctls`` (again after the planner adds keys
+    computed from the host)."""
+    persist = spec.linux.persist
+    if persist.enabled:
+        content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
+        path = under_root(persist.root, persist.sysctl_file)
+        desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
 
 
 def vip_states(spec: Spec) -> list[AddressState]:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 from dsrctl.diff import plan_with_current
-from dsrctl.linux.desired import build_desired, dropped_vips, read_scope, vip_states
+from dsrctl.linux.desired import (
+    Desired,
+    build_desired,
+    dropped_vips,
+    read_scope,
+    set_sysctl_file,
+    vip_states,
+)
+from dsrctl.linux.effective import Computed, computed, observed_keys
 from dsrctl.linux.persistence import Persistence, build
-from dsrctl.model import HostState, ReadScope, SysctlValue
+from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
@@ -29,10 +38,26 @@ class LinuxPlannerHost(Protocol):
         self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
     ) -> list[str]: ...
 
+    def uplinks(self) -> tuple[str, ...]: ...
+
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
     desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
-    current = provider.read(read_scope(spec, desired, ownership))
+    uplinks = provider.uplinks()
+    scope = read_scope(spec, desired, ownership)
+    scope = dataclasses.replace(scope, observed_sysctls=tuple(observed_keys(spec, uplinks)))
+    current = provider.read(scope)
+    add_computed(
+        desired,
+        current,
+        computed(spec, uplinks, current.observed_sysctls, current.sysctls, ownership),
+        spec,
+    )
+    persist = spec.linux.persist
+    if persist.enabled:
+        desired.notes += provider.sysctl_conflicts(
+            persist.root, persist.sysctl_file, desired.sysctls
+        )
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
     return PlanResult(
@@ -52,8 +77,20 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
         result = build(spec, detection, vip_states(spec), dropped_vips(spec, ownership))
-    if persist.enabled:
-        result.notes += provider.sysctl_conflicts(
-            persist.root, persist.sysctl_file, spec.linux.all_sysctls()
-        )
     return result
+
+
+def add_computed(desired: Desired, current: HostState, found: Computed, spec: Spec) -> None:
+    """The keys computed from the host (dsrctl.linux.effective) join the spec's: managed,
+    in dsrctl's sysctl file, compared with their values read as observed sysctls."""
+    if not found.sysctls:
+        return
+    for key, value in found.sysctls.items():
+        desired.sysctls.setdefault(key, value)
+        desired.spec_resources.add(sysctl_id(key))
+        seen = current.observed_sysctls.get(key)
+        if seen is not None and key not in current.sysctls:
+            current.sysctls[key] = seen
+    desired.step_notes.update(found.step_notes)
+    desired.notes += found.notes
+    set_sysctl_file(desired, spec)

@@ -11,6 +11,7 @@ from providers.errors import HostError, PrivilegeError
 from providers.linux import files
 from providers.linux.changes import is_address
 from providers.linux.sysctl import SysctlTree
+from providers.linux.sysctl_keys import split_key
 from providers.model import FileState, HostState, ReadScope, SysctlValue
 from providers.safefile import Staged
 
@@ -78,7 +79,14 @@ class LinuxHost(Provider):
             )
         self._indexes = {name: link.index for name, link in links.items()}
         state = HostState()
-        state.sysctls = {key: self.sysctl.read(key) for key in scope.sysctl_keys}
+        # A per-interface key of a device that does not exist yet (a decap device the
+        # plan creates) is absent, like the device.
+        state.sysctls = {
+            key: value
+            for key in scope.sysctl_keys
+            if (value := self._read_or_absent(key)) is not None
+        }
+        state.observed_sysctls = {key: self._read_or_absent(key) for key in scope.observed_sysctls}
         state.addresses = {
             name: found
             for name, found in addresses.items()
@@ -123,7 +131,7 @@ class LinuxHost(Provider):
             kinds[kind].append(name)
         observed: dict[str, Any] = {}
         for key in kinds["sysctl"]:
-            observed[f"sysctl:{key}"] = self.sysctl.read(key)
+            observed[f"sysctl:{key}"] = self._read_or_absent(key)
         interfaces = {name.partition(":")[0] for name in kinds["address"]}
         links, addresses = read_interfaces(interfaces)
         self._indexes.update({name: link.index for name, link in links.items()})
@@ -176,6 +184,24 @@ class LinuxHost(Provider):
     def _interface_sysctls(self, name: str) -> dict[str, SysctlValue | None]:
         component = name.replace(".", "/")
         return {leaf: self._try_read(f"net.ipv4.conf.{component}.{leaf}") for leaf in SHOW_SYSCTLS}
+
+    def _read_or_absent(self, key: str) -> SysctlValue | None:
+        """The key's value; None for a per-interface key whose interface does not exist."""
+        parts = split_key(key)
+        if (
+            len(parts) == 5
+            and parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"])
+            and not os.path.isdir(os.path.join(self.sysctl.root, *parts[:4]))
+        ):
+            return None
+        return self.sysctl.read(key)
+
+    def uplinks(self) -> tuple[str, ...]:
+        """The devices of the main table's default routes (IPv4; else IPv6), in this
+        network namespace."""
+        from providers.linux.persist.probe import default_route_devices
+
+        return default_route_devices()
 
     def _try_read(self, key: str) -> SysctlValue | None:
         try:
