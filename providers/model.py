@@ -131,6 +131,10 @@ class TunnelState:
     def attributes(self) -> dict[str, Any]:
         return {"kind": self.kind, "external": self.external, "up": self.up}
 
+    def describe(self) -> str:
+        """One line for humans: ``vxlan-gpe external, up``."""
+        return f"{self.kind}{' external' if self.external else ''}, {'up' if self.up else 'down'}"
+
     def to_record(self) -> dict[str, Any]:
         return self.attributes()
 
