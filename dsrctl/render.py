@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from dsrctl.model import AddressState, FileState, split_address_id, split_id
+from dsrctl.model import AddressState, FileState, TunnelState, split_address_id, split_id
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
 
@@ -59,7 +59,7 @@ def show_value(value: Any) -> str:
             name for name, on in (("deprecated", value.deprecated), ("nodad", value.nodad)) if on
         ]
         return ", ".join(flags) if flags else "preferred, dad"
-    if isinstance(value, FileState):
+    if isinstance(value, FileState | TunnelState):
         return value.describe()
     return str(value)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dsrctl.model import AddressState, FileState, HostState, ReadScope, SysctlValue
+from dsrctl.model import AddressState, FileState, HostState, ReadScope, SysctlValue, TunnelState
 from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value).
-Value = SysctlValue | AddressState | FileState
+# (the last two are strings, like a string sysctl value), a decap device; a module's
+# LOADED and a fou port's type are strings too.
+Value = SysctlValue | AddressState | FileState | TunnelState
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -45,6 +46,12 @@ class Desired:
     dirs: dict[str, str | None] = field(default_factory=dict)
     # resource -> what its step does besides (e.g. "then systemctl daemon-reload")
     step_notes: dict[str, str] = field(default_factory=dict)
+    # [[tunnel]]: kernel module -> LOADED, or None: unload it (dsrctl loaded it)
+    modules: dict[str, str | None] = field(default_factory=dict)
+    # decap device -> wanted state, or None: delete it (dsrctl created it)
+    tunnels: dict[str, TunnelState | None] = field(default_factory=dict)
+    # fou port -> "gue", or None: remove it (dsrctl added it)
+    fou_ports: dict[int, str | None] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

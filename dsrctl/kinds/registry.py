@@ -13,13 +13,16 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.kinds import address, directory, file, symlink, sysctl
+from dsrctl.kinds import address, directory, file, fou, module, symlink, sysctl, tunnel
 from dsrctl.kinds.base import ResourceKind
 from dsrctl.steps import Phase, Step
 
 LINUX: tuple[ResourceKind, ...] = (
     sysctl.KIND,
     address.KIND,
+    module.KIND,  # before tunnel: its leave_removed reads what module's decided
+    tunnel.KIND,
+    fou.KIND,
     file.KIND,
     symlink.KIND,
     directory.KIND,

@@ -42,7 +42,41 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
             raise SpecError(
                 spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
             )
+    check_tunnels(spec, host)
     check_persistence(spec, host)
+
+
+def check_tunnels(spec: Spec, host: LinuxHost) -> None:
+    """Refuse a [[tunnel]] whose kind this kernel lacks (no module loaded, built in or
+    installed), whose device name is taken by a device of another kind, or whose uplink
+    does not exist."""
+    from dsrctl.linux.tunnels import tunnel_state
+
+    for index, tunnel in enumerate(spec.tunnels):
+        where = f"tunnel[{index}]"
+        for module in tunnel.modules:
+            if not host.has_module(module):
+                raise SpecError(
+                    spec.path,
+                    f"{where}.kind",
+                    tunnel.kind,
+                    f"this kernel ({host.kernel_release()}) has no {module} module",
+                )
+        found = host.link_kind(tunnel.name)
+        wanted = tunnel_state(tunnel)
+        if found is not None and (found.kind, found.external) != (wanted.kind, wanted.external):
+            what = f"{found.kind}{' external' if found.external else ''}"
+            raise SpecError(
+                spec.path,
+                f"{where}.name",
+                tunnel.name,
+                f"a {what} device of that name exists; dsrctl does not replace a device "
+                "it did not create: delete it or give the tunnel another name",
+            )
+        if tunnel.uplink is not None and not host.has_interface(tunnel.uplink):
+            raise SpecError(
+                spec.path, f"{where}.uplink", tunnel.uplink, "no such interface on this host"
+            )
 
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:

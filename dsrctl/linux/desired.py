@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from dsrctl.kinds.base import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX
+from dsrctl.linux.tunnels import add_tunnels
 from dsrctl.model import (
     AddressState,
     FileState,
@@ -78,6 +79,7 @@ def build_desired(
         | {file_id(path) for path in desired.files}
         | (persistence.resources() if persistence is not None else set())
     )
+    desired.spec_resources |= add_tunnels(desired, spec)  # [[tunnel]]: dsrctl/linux/tunnels.py
     _add_way_back(desired, ownership)
     if persistence is not None:
         for resource in [*map(file_id, desired.files), *map(symlink_id, desired.symlinks)]:

@@ -12,7 +12,7 @@ from providers.linux import files
 from providers.linux.changes import is_address
 from providers.linux.sysctl import SysctlTree
 from providers.linux.sysctl_keys import split_key
-from providers.model import FileState, HostState, ReadScope, SysctlValue
+from providers.model import FileState, HostState, ReadScope, SysctlValue, TunnelState
 from providers.safefile import Staged
 
 if TYPE_CHECKING:
@@ -46,6 +46,23 @@ class LinuxHost(Provider):
         """Whether ``name`` is an interface of this host (its IPv4 sysctls exist)."""
         # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
         return os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", name))
+
+    def kernel_release(self) -> str:
+        from providers.linux import kmod
+
+        return kmod.release()
+
+    def has_module(self, name: str) -> bool:
+        """Whether this kernel has the module: loaded, built in, or installed."""
+        from providers.linux import kmod
+
+        return kmod.available(name)
+
+    def link_kind(self, name: str) -> TunnelState | None:
+        """The device ``name`` as a tunnel state (its link kind), or None if absent."""
+        from providers.linux.tunnels import read_tunnels
+
+        return read_tunnels([name]).get(name)
 
     def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -95,6 +112,8 @@ class LinuxHost(Provider):
         state.files = {path: files.read_file(path) for path in scope.files}
         state.symlinks = {path: files.read_symlink(path) for path in scope.symlinks}
         state.dirs = {path: files.read_dir(path) for path in scope.dirs}
+        if scope.modules or scope.tunnels or scope.fou_ports:
+            _read_tunnels(state, scope)
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -123,6 +142,9 @@ class LinuxHost(Provider):
             "file": [],
             "symlink": [],
             "dir": [],
+            "module": [],
+            "tunnel": [],
+            "fou": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -144,6 +166,28 @@ class LinuxHost(Provider):
             observed[f"symlink:{path}"] = files.read_symlink(path)
         for path in kinds["dir"]:
             observed[f"dir:{path}"] = files.read_dir(path)
+        if kinds["module"] or kinds["tunnel"] or kinds["fou"]:
+            ports = tuple(int(port) for port in kinds["fou"] if port.isdigit())
+            tunnels = HostState()
+            _read_tunnels(
+                tunnels,
+                ReadScope(
+                    "lo",
+                    (),
+                    (),
+                    modules=tuple(kinds["module"]),
+                    tunnels=tuple(kinds["tunnel"]),
+                    fou_ports=ports,
+                ),
+            )
+            for name in kinds["module"]:
+                observed[f"module:{name}"] = "loaded" if tunnels.modules[name].loaded else None
+            for name in kinds["tunnel"]:
+                observed[f"tunnel:{name}"] = tunnels.tunnels.get(name)
+            for port in kinds["fou"]:
+                observed[f"fou:{port}"] = (
+                    tunnels.fou_ports.get(int(port)) if port.isdigit() else None
+                )
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -212,6 +256,53 @@ class LinuxHost(Provider):
     # -- writing (called by steps) ------------------------------------------------------
     def set_sysctl(self, key: str, value: SysctlValue) -> None:
         self.sysctl.write(key, value)
+
+    def load_module(self, name: str) -> None:
+        from providers.linux import kmod
+
+        kmod.load(name)
+
+    def unload_module(self, name: str) -> str | None:
+        """Unload a module dsrctl loaded, unless something uses it: then leave it loaded
+        and say why (unloading would destroy every device of its kinds, in every
+        namespace)."""
+        from providers.linux import kmod
+        from providers.linux.rtnl import dump_links
+        from providers.linux.tunnels import module_users
+
+        state = kmod.module_state(name)
+        if not state.loaded:
+            return None
+        users = list(module_users(name, dump_links()))
+        if kmod.canonical(name) == "fou":
+            from providers.linux.fou import read_ports
+
+            users += [f"fou port {port}" for port in sorted(read_ports())]
+        if state.builtin or state.refcnt or users:
+            why = "it is built in" if state.builtin else _in_use(state.refcnt, users)
+            return f"kernel module {name} stays loaded: {why}"
+        try:
+            kmod.unload(name)
+        except HostError as exc:
+            return f"kernel module {name} stays loaded: {exc}"
+        return None
+
+    def change_tunnel(
+        self, name: str, before: TunnelState | None, after: TunnelState | None
+    ) -> None:
+        from providers.linux.tunnels import change_tunnel
+
+        change_tunnel(name, before, after)
+
+    def add_fou_port(self, port: int, kind: str) -> None:
+        from providers.linux.fou import add_port
+
+        add_port(port, kind)
+
+    def remove_fou_port(self, port: int) -> None:
+        from providers.linux.fou import remove_port
+
+        remove_port(port)
 
     def apply_addresses(self, steps: Sequence[AddressChange]) -> list[BaseException | None]:
         from providers.linux.addresses import apply_address_steps
@@ -314,6 +405,33 @@ class LinuxHost(Provider):
         """Run a group of batchable steps of one kind in one host call (addresses are the
         only batchable kind)."""
         return self.apply_addresses(steps)
+
+
+def _read_tunnels(state: HostState, scope: ReadScope) -> None:
+    """The modules, decap devices and fou ports in scope (one link dump for all)."""
+    import dataclasses
+
+    from providers.linux import kmod
+    from providers.linux.fou import read_ports
+    from providers.linux.rtnl import dump_links
+    from providers.linux.tunnels import module_users, read_tunnels
+
+    links = dump_links()
+    state.tunnels = read_tunnels(scope.tunnels, links)
+    state.fou_ports = read_ports()
+    for name in scope.modules:
+        module = kmod.module_state(name)
+        users = module_users(name, links)
+        if kmod.canonical(name) == "fou":
+            users += tuple(f"fou:{port}" for port in sorted(state.fou_ports))
+        state.modules[name] = dataclasses.replace(module, users=users)
+
+
+def _in_use(refcnt: int, users: list[str]) -> str:
+    parts = [f"{refcnt} other module(s) or socket(s) hold it"] if refcnt else []
+    if users:
+        parts.append("in use by " + ", ".join(users))
+    return "; ".join(parts)
 
 
 def _max_or_none(own: SysctlValue | None, common: SysctlValue | None) -> SysctlValue | None:

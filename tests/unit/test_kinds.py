@@ -16,6 +16,9 @@ JOURNAL_KINDS = {
     "file": "dsrctl.kinds.file:FileStep",
     "symlink": "dsrctl.kinds.symlink:SymlinkStep",
     "dir": "dsrctl.kinds.directory:DirStep",
+    "module": "dsrctl.kinds.module:ModuleStep",
+    "tunnel": "dsrctl.kinds.tunnel:TunnelStep",
+    "fou": "dsrctl.kinds.fou:FouStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -26,7 +29,16 @@ JOURNAL_KINDS = {
 
 
 def test_each_kind_is_named_once_and_names_its_step() -> None:
-    assert [kind.name for kind in LINUX] == ["sysctl", "address", "file", "symlink", "dir"]
+    assert [kind.name for kind in LINUX] == [
+        "sysctl",
+        "address",
+        "module",
+        "tunnel",
+        "fou",
+        "file",
+        "symlink",
+        "dir",
+    ]
     assert len(BY_NAME) == len(LINUX)
     for kind in LINUX:
         assert kind.step.kind == kind.name
@@ -40,9 +52,9 @@ def test_every_journal_kind_finds_its_step_class(kind: str) -> None:
 
 
 def test_unknown_kind() -> None:
-    assert step_class("tunnel") is None
-    with pytest.raises(ValueError, match="unknown step kind 'tunnel' in the journal"):
-        step_from_record({"kind": "tunnel"})
+    assert step_class("geneve") is None
+    with pytest.raises(ValueError, match="unknown step kind 'geneve' in the journal"):
+        step_from_record({"kind": "geneve"})
 
 
 def test_a_step_comes_back_from_its_record() -> None:
