@@ -99,13 +99,21 @@ def test_a_defeating_uplink_value_is_set_to_the_spec_value_and_stays_managed() -
         "max(conf.all, conf.eth0) = 3, and 3 only skips scope-host addresses, so the host "
         "answers ARP for its VIPs; dsrctl sets net.ipv4.conf.eth0.arp_ignore = 1"
     )
-    # Repaired and recorded: still managed (else the next plan would restore the 3).
-    record = OwnershipRecord(created=False, original=3, since="")
-    owned = Ownership({"sysctl:net.ipv4.conf.eth0.arp_ignore": record})
+    # Repaired: still managed (else the next plan would drop it and restore the 3), also
+    # before the records say so (the verification right after the repair).
     observed["net.ipv4.conf.eth0.arp_ignore"] = 1
-    again = computed(s, ("eth0",), observed, {}, owned)
+    again = computed(s, ("eth0",), observed, {}, Ownership())
     assert again.sysctls == {"net.ipv4.conf.eth0.arp_ignore": 1}
     assert again.notes == []
+    # Recorded and changed since to a harmless 0: set back to the spec's value.
+    record = OwnershipRecord(created=False, original=3, since="")
+    owned = Ownership({"sysctl:net.ipv4.conf.eth0.arp_ignore": record})
+    observed["net.ipv4.conf.eth0.arp_ignore"] = 0
+    assert computed(s, ("eth0",), observed, {}, owned).sysctls == {
+        "net.ipv4.conf.eth0.arp_ignore": 1
+    }
+    # An uplink that never had a defeating or the spec's value is not managed.
+    assert computed(s, ("eth0",), {}, {}, Ownership()).sysctls == {}
 
 
 def test_the_uplink_keeps_its_rp_filter_when_all_goes_to_0() -> None:
@@ -115,8 +123,10 @@ def test_the_uplink_keeps_its_rp_filter_when_all_goes_to_0() -> None:
     assert key in observed_keys(s, ("eth0",))
     found = computed(s, ("eth0",), observed, {RP_ALL: 1}, Ownership())
     assert found.sysctls == {key: 1}
-    # Its own value already as strict: nothing to keep.
-    assert computed(s, ("eth0",), {key: 2}, {RP_ALL: 1}, Ownership()).sysctls == {}
+    # Its own value already as strict: kept as it is (managed, no change).
+    assert computed(s, ("eth0",), {key: 2}, {RP_ALL: 1}, Ownership()).sysctls == {key: 2}
+    # Right after the apply (all 0, nothing recorded yet): the value set is kept.
+    assert computed(s, ("eth0",), {key: 1}, {RP_ALL: 0}, Ownership()).sysctls == {key: 1}
     # After the apply (all = 0 now) the value before dsrctl comes from the records.
     owned = Ownership(
         {
