@@ -248,3 +248,19 @@ def test_a_vxlan_gpe_tunnel_gets_rp_filter_0_and_the_uplink_stays_strict(
     assert dropped.returncode == 0, dropped.stderr
     assert server.sysctl("net.ipv4.conf.all.rp_filter") == "1"
     assert server.sysctl("net.ipv4.conf.veth0.rp_filter") == "0"
+
+
+def test_explicit_rp_filter_keys_of_a_tunnel_are_checked_against_it(netns: Netns) -> None:
+    """A key of the decap device passes the "sysctl exists" check before the device does;
+    a non-zero rp_filter for it or for all is refused: the tunnel could not work."""
+    ok = write_spec(netns, GPE + '[linux.sysctl]\n"net.ipv4.conf.dsrgpe0.rp_filter" = 0\n')
+    checked = netns.dsrctl("validate", str(ok))
+    assert checked.returncode == 0, checked.stderr
+    bad = write_spec(netns, GPE + '[linux.sysctl]\n"net.ipv4.conf.all.rp_filter" = 1\n', "bad.toml")
+    refused = netns.dsrctl("validate", str(bad))
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f'error: {bad}: linux.sysctl."net.ipv4.conf.all.rp_filter" = 1: decapsulated packets '
+        "arrive on dsrgpe0, which has no address: any rp_filter but 0 drops them; set 0 or "
+        "leave the key out (dsrctl sets 0 for [[tunnel]])\n"
+    )
