@@ -294,3 +294,22 @@ def test_module_lists_are_read_like_modprobe(
             assert not kmod.available(name, str(tmp_path), str(sys_module)), name
     finally:
         kmod._listed.cache_clear()
+
+
+def test_a_module_held_only_by_a_module_that_goes_too_is_unloaded() -> None:
+    ownership = _owned("module:ip6_gre", "module:ip6_tunnel")
+    current = host(
+        {
+            "ip6_gre": ModuleState(True),
+            "ip6_tunnel": ModuleState(True, refcnt=1, users=("module:ip6_gre",)),
+        }
+    )
+    plan = plan_for(make_spec(), current, ownership)
+    assert steps(plan) == [
+        ("unload-modules", "delete", "module:ip6_gre"),
+        ("unload-modules", "delete", "module:ip6_tunnel"),
+    ]
+    # held by a module that stays (someone else's): it stays too
+    plan = plan_for(make_spec(), current, _owned("module:ip6_tunnel"))
+    assert steps(plan) == []
+    assert any("stays loaded: in use by module:ip6_gre" in note for note in plan.notes)
