@@ -29,6 +29,7 @@ from dsrctl.model import SysctlValue, sysctl_id
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
     from providers.linux.host import LinuxHost
+    from providers.linux.persist.sysctl_conflicts import Assignment
     from state.ownership import Ownership
 
 RP_ALL = "net.ipv4.conf.all.rp_filter"
@@ -195,6 +196,43 @@ def computed(
             "all goes to 0 for the tunnel"
         )
     return result
+
+
+def boot_defeats(
+    spec: Spec,
+    uplinks: tuple[str, ...],
+    managed: dict[str, SysctlValue],
+    sources: dict[str, Assignment | None],
+) -> list[str]:
+    """Warnings for sysctl.d lines that give an uplink a defeating ARP value at boot, for
+    the keys dsrctl does not manage (the conflict scan covers those). ``sources``: the
+    line that sets each key of :func:`boot_keys` at boot."""
+    warnings = []
+    spec_arp = {"arp_ignore": spec.linux.arp_ignore, "arp_announce": spec.linux.arp_announce}
+    for device in relevant_uplinks(spec, uplinks):
+        for leaf in ARP_LEAVES:
+            key = conf_key(device, leaf)
+            line = sources.get(key)
+            if key in managed or line is None or line.value is None:
+                continue
+            try:
+                value = int(line.value)
+            except ValueError:
+                continue
+            reason = arp_defeat(leaf, value, spec_arp[leaf])
+            if reason is not None:
+                warnings.append(
+                    f"WARNING: {line.where()} sets {key} = {value} at boot, which defeats "
+                    f"linux.{leaf} = {spec_arp[leaf]}: the kernel uses max(conf.all, "
+                    f"conf.{device}) = {value}, and {reason}; remove that line (after a "
+                    "reboot drift reports it and apply sets the spec's value)"
+                )
+    return warnings
+
+
+def boot_keys(spec: Spec, uplinks: tuple[str, ...]) -> list[str]:
+    """The keys whose boot-time line :func:`boot_defeats` judges."""
+    return [conf_key(dev, leaf) for dev in relevant_uplinks(spec, uplinks) for leaf in ARP_LEAVES]
 
 
 # -- show ---------------------------------------------------------------------------------

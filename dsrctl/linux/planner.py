@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import (
@@ -14,7 +14,13 @@ from dsrctl.linux.desired import (
     set_sysctl_file,
     vip_states,
 )
-from dsrctl.linux.effective import Computed, computed, observed_keys
+from dsrctl.linux.effective import (
+    Computed,
+    boot_defeats,
+    boot_keys,
+    computed,
+    observed_keys,
+)
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
@@ -22,6 +28,9 @@ from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
 from providers.linux.persist import Detection
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from providers.linux.persist.sysctl_conflicts import Assignment
 
 
 class LinuxPlannerHost(Protocol):
@@ -39,6 +48,8 @@ class LinuxPlannerHost(Protocol):
     ) -> list[str]: ...
 
     def uplinks(self) -> tuple[str, ...]: ...
+
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
 
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
@@ -58,6 +69,10 @@ def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> 
         desired.notes += provider.sysctl_conflicts(
             persist.root, persist.sysctl_file, desired.sysctls
         )
+        keys = boot_keys(spec, uplinks)
+        if keys:
+            sources = provider.boot_sysctl_sources(persist.root, keys)
+            desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
     return PlanResult(

@@ -140,6 +140,16 @@ def test_show_explains_the_effective_values_and_the_lines_behind_them(
 def test_drift_reports_an_uplink_value_that_defeats_the_spec(pair: tuple[Netns, Netns]) -> None:
     server, client = pair
     spec = write_spec(server, SPEC)
+    # At boot a vendor line would give the uplink arp_announce 3: plan says so.
+    write(server.workdir, "/etc/sysctl.d/60-vendor.conf", "net.ipv4.conf.veth0.arp_announce=3\n")
+    assert (
+        "! WARNING: /etc/sysctl.d/60-vendor.conf line 1 sets net.ipv4.conf.veth0.arp_announce "
+        "= 3 at boot, which defeats linux.arp_announce = 2: the kernel uses max(conf.all, "
+        "conf.veth0) = 3, and the kernel treats 3 like 0: the VIP can be the source of ARP "
+        "requests; remove that line (after a reboot drift reports it and apply sets the "
+        "spec's value)"
+    ) in server.dsrctl("plan", str(spec)).stdout.splitlines()
+    (server.workdir / "etc/sysctl.d/60-vendor.conf").unlink()
     applied = server.dsrctl("apply", "--auto-approve", str(spec))
     assert applied.returncode == 0, applied.stderr
     assert arp_replies(client, VIP) == 0

@@ -9,6 +9,8 @@ import pytest
 
 from dsrctl.linux.effective import (
     arp_defeat,
+    boot_defeats,
+    boot_keys,
     computed,
     observed_keys,
     rp_filter_conflict,
@@ -19,6 +21,7 @@ from dsrctl.linux.planner import plan_linux
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
 from providers.linux.persist import Detection
+from providers.linux.persist.sysctl_conflicts import Assignment
 from state.ownership import Ownership, OwnershipRecord
 
 PATH = "/etc/dsrctl/dsrctl.toml"
@@ -169,6 +172,9 @@ class FakeHost:
     def uplinks(self) -> tuple[str, ...]:
         return self._uplinks
 
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
+        raise AssertionError("persistence is disabled: no sysctl.d files to read")
+
 
 def test_the_plan_sets_rp_filter_with_its_reason_and_keeps_the_uplink_strict() -> None:
     host = FakeHost(
@@ -220,3 +226,26 @@ def test_the_plan_repairs_a_defeating_uplink_arp_value_and_says_why() -> None:
     assert any("defeats linux.arp_announce = 2" in note for note in plan.notes)
     host.sysctls["net.ipv4.conf.eth0.arp_announce"] = 2
     assert [s for s in plan_linux(spec(), host, Ownership()).plan.steps if s.kind == "sysctl"] == []
+
+
+def test_a_sysctl_d_line_that_defeats_the_spec_at_boot_is_a_warning() -> None:
+    s = spec()
+    assert boot_keys(s, ("eth0", "lo")) == [
+        "net.ipv4.conf.eth0.arp_ignore",
+        "net.ipv4.conf.eth0.arp_announce",
+    ]
+    glob = Assignment("/usr/lib/sysctl.d/60-x.conf", 4, "net.ipv4.conf.*.arp_ignore", "8")
+    fine = Assignment("/etc/sysctl.d/10-y.conf", 1, "net.ipv4.conf.eth0.arp_announce", "1")
+    sources: dict[str, Assignment | None] = {
+        "net.ipv4.conf.eth0.arp_ignore": glob,
+        "net.ipv4.conf.eth0.arp_announce": fine,
+    }
+    assert boot_defeats(s, ("eth0",), {}, sources) == [
+        "WARNING: /usr/lib/sysctl.d/60-x.conf line 4 (net.ipv4.conf.*.arp_ignore = 8) sets "
+        "net.ipv4.conf.eth0.arp_ignore = 8 at boot, which defeats linux.arp_ignore = 1: the "
+        "kernel uses max(conf.all, conf.eth0) = 8, and 8 answers no ARP at all, for the "
+        "host's own addresses too; remove that line (after a reboot drift reports it and "
+        "apply sets the spec's value)"
+    ]
+    # A key dsrctl manages is the conflict scan's (its own line is in dsrctl's file).
+    assert boot_defeats(s, ("eth0",), {"net.ipv4.conf.eth0.arp_ignore": 1}, sources) == []
