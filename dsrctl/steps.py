@@ -5,9 +5,13 @@ value it must get (``after``); ``None`` means absent. Its inverse is the same st
 the two swapped, which is how rollback restores exactly what was observed.
 
 Execution order is explicit, by phase (nmstate habit), never by dict order:
-  REMOVE_ADDRESSES -> HARDEN -> ADD_ADDRESSES -> RELAX -> PERSIST
+  REMOVE_ADDRESSES -> LOAD_MODULES -> ADD_TUNNELS -> HARDEN -> ADD_ADDRESSES -> RELAX
+  -> REMOVE_TUNNELS -> UNLOAD_MODULES -> PERSIST -> PRUNE
 ARP sysctls are hardened before any VIP is added, and VIPs are removed before any sysctl
-is relaxed, so there is no moment in which the host answers ARP for a VIP.
+is relaxed, so there is no moment in which the host answers ARP for a VIP. Decap devices
+([[tunnel]]) exist before the sysctls that name them are set and before the VIPs are
+added, and go only after the VIPs are removed and those sysctls restored; their modules
+are loaded first and unloaded last.
 Windows adds two phases around these (dsrctl.windows.steps): ADAPTER first (the loopback
 adapter must exist before anything is set on it) and FIREWALL last.
 
@@ -29,12 +33,16 @@ from dsrctl.sysctls import ARP_ANNOUNCE_KEY, ARP_IGNORE_KEY
 class Phase(IntEnum):
     ADAPTER = 0  # Windows only: create the loopback adapter
     REMOVE_ADDRESSES = 1
-    HARDEN = 2
-    ADD_ADDRESSES = 3
-    RELAX = 4
-    PERSIST = 5
-    PRUNE = 6  # remove directories dsrctl created, once the files in them are gone
-    FIREWALL = 10  # Windows only: firewall rules for the VIPs
+    LOAD_MODULES = 2  # kernel modules of the [[tunnel]] kinds
+    ADD_TUNNELS = 3  # decap devices (created, set up) and fou ports
+    HARDEN = 4
+    ADD_ADDRESSES = 5
+    RELAX = 6
+    REMOVE_TUNNELS = 7  # decap devices and fou ports dsrctl no longer manages
+    UNLOAD_MODULES = 8
+    PERSIST = 9
+    PRUNE = 10  # remove directories dsrctl created, once the files in them are gone
+    FIREWALL = 20  # Windows only: firewall rules for the VIPs
 
     @property
     def label(self) -> str:

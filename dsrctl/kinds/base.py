@@ -19,14 +19,15 @@ from dsrctl.model import (
     ReadScope,
     RouteState,
     SysctlValue,
+    TunnelState,
 )
 from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value), a route, or dsrctl's nftables
-# table.
-Value = SysctlValue | AddressState | FileState | RouteState | MssClamp
+# (the last two are strings, like a string sysctl value), a route, a decap device (a
+# module's LOADED and a fou port's type are strings too), or dsrctl's nftables table.
+Value = SysctlValue | AddressState | FileState | RouteState | TunnelState | MssClamp
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -60,6 +61,12 @@ class Desired:
     # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
     # created it); only "mss" (dsrctl/kinds/mss.py)
     mss: dict[str, MssClamp | None] = field(default_factory=dict)
+    # [[tunnel]]: kernel module -> LOADED, or None: unload it (dsrctl loaded it)
+    modules: dict[str, str | None] = field(default_factory=dict)
+    # decap device -> wanted state, or None: delete it (dsrctl created it)
+    tunnels: dict[str, TunnelState | None] = field(default_factory=dict)
+    # fou port -> "gue", or None: remove it (dsrctl added it)
+    fou_ports: dict[int, str | None] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

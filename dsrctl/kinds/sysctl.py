@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.steps import Phase, Step
+from dsrctl.sysctls import split_key
 from state.ownership import Ownership, OwnershipRecord
 
 
@@ -22,6 +23,8 @@ class SysctlStep(Step):
 
     def apply(self, host: SysctlWriter) -> None:
         if self.after is None:
+            if per_interface(self.name):
+                return  # undoing its creation: the key goes away with its device
             raise ValueError(f"{self.resource}: a sysctl cannot be deleted")
         host.set_sysctl(self.name, self.after)
 
@@ -52,10 +55,22 @@ class SysctlKind(ResourceKind):
         self, resource: str, before: Value | None, after: Value | None, desired: Desired
     ) -> Step:
         if resource.partition(":")[2] in desired.sysctls:
-            return SysctlStep(resource, before, after, Phase.HARDEN)
+            note = desired.step_notes.get(resource, "")
+            return SysctlStep(resource, before, after, Phase.HARDEN, note=note)
         return SysctlStep(
             resource, before, after, Phase.RELAX, note="restore the value before dsrctl"
         )
+
+
+def per_interface(key: str) -> bool:
+    """A ``net.ipv{4,6}.conf.<device>.*`` key of one device (not all/default), which
+    exists only while its device does."""
+    parts = split_key(key)
+    return (
+        len(parts) == 5
+        and parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"])
+        and parts[3] not in ("all", "default")
+    )
 
 
 KIND = SysctlKind()

@@ -29,9 +29,12 @@ if TYPE_CHECKING:
     from dsrctl.kinds.address import AddressWriter
     from dsrctl.kinds.directory import DirWriter
     from dsrctl.kinds.file import FileWriter
+    from dsrctl.kinds.fou import FouWriter
+    from dsrctl.kinds.module import ModuleWriter
     from dsrctl.kinds.route import RouteWriter
     from dsrctl.kinds.symlink import LinkWriter
     from dsrctl.kinds.sysctl import SysctlWriter
+    from dsrctl.kinds.tunnel import TunnelWriter
     from dsrctl.linux.adopt import import_host
     from dsrctl.linux.checks import check_linux_spec
     from dsrctl.linux.planner import plan_linux
@@ -57,4 +60,7 @@ if TYPE_CHECKING:
             BatchRunner,
             UndoPreparer,
             RouteWriter,
-        ] = (host, host, host, host, host, host, host, host, host)
+            ModuleWriter,
+            TunnelWriter,
+            FouWriter,
+        ] = (host, host, host, host, host, host, host, host, host, host, host, host)

@@ -21,21 +21,30 @@ if TYPE_CHECKING:
 
 
 def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
+    from dsrctl.linux.effective import rp_filter_conflict
     from dsrctl.spec import sysctl_key_path
 
     interface = spec.linux.interface
     if not host.has_interface(interface):
         raise SpecError(spec.path, "linux.interface", interface, "no such interface on this host")
+    conflict = rp_filter_conflict(spec)
+    if conflict is not None:
+        raise SpecError(spec.path, sysctl_key_path(conflict[0]), conflict[1], conflict[2])
+    # A device of a [[tunnel]] is created by the plan: its keys exist only after that.
+    created = {tunnel.name for tunnel in spec.tunnels}
     for key, value in spec.linux.all_sysctls().items():
+        parts = split_key(key)
+        if len(parts) == 5 and parts[2] == "conf" and parts[3] in created:
+            continue
         if not host.sysctl.exists(key):
             hint = ""
-            parts = split_key(key)
             if len(parts) == 5 and parts[2] == "conf":
                 hint = f" (is there an interface named {parts[3]!r}?)"
             raise SpecError(
                 spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
             )
     check_ranges(spec, host)
+    check_tunnels(spec, host)
     check_persistence(spec, host)
     check_mss(spec, host)
 
@@ -61,6 +70,39 @@ def check_ranges(spec: Spec, host: LinuxHost) -> None:
                     f"{interface} ({cidr}): its local route would make those hosts, the "
                     f"router included, addresses of this server and cut it off from them",
                 )
+
+
+def check_tunnels(spec: Spec, host: LinuxHost) -> None:
+    """Refuse a [[tunnel]] whose kind this kernel lacks (no module loaded, built in or
+    installed), whose device name is taken by a device of another kind, or whose uplink
+    does not exist."""
+    from dsrctl.linux.tunnels import tunnel_state
+
+    for index, tunnel in enumerate(spec.tunnels):
+        where = f"tunnel[{index}]"
+        for module in tunnel.modules:
+            if not host.has_module(module):
+                raise SpecError(
+                    spec.path,
+                    f"{where}.kind",
+                    tunnel.kind,
+                    f"this kernel ({host.kernel_release()}) has no {module} module",
+                )
+        found = host.link_kind(tunnel.name)
+        wanted = tunnel_state(tunnel)
+        if found is not None and (found.kind, found.external) != (wanted.kind, wanted.external):
+            what = f"{found.kind}{' external' if found.external else ''}"
+            raise SpecError(
+                spec.path,
+                f"{where}.name",
+                tunnel.name,
+                f"a {what} device of that name exists; dsrctl does not replace a device "
+                "it did not create: delete it or give the tunnel another name",
+            )
+        if tunnel.uplink is not None and not host.has_interface(tunnel.uplink):
+            raise SpecError(
+                spec.path, f"{where}.uplink", tunnel.uplink, "no such interface on this host"
+            )
 
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from dsrctl.kinds.base import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX
 from dsrctl.kinds.route import route_state
+from dsrctl.linux.tunnels import add_tunnels
 from dsrctl.model import (
     AddressState,
     FileState,
@@ -46,6 +47,7 @@ __all__ = [
     "dropped_vips",
     "range_states",
     "read_scope",
+    "set_sysctl_file",
     "sysctl_file_content",
     "vip_state",
     "vip_states",
@@ -63,15 +65,19 @@ def build_desired(
     """``persistence``: what the VIP persistence backend wants on disk (dsrctl.linux.persistence);
     without it, only the sysctl file is persisted. ``mss``: the MSS clamp of the spec's
     tunnels and its files (dsrctl.linux.mss)."""
+    from dsrctl.linux.effective import tunnel_notes, tunnel_sysctls
+
     desired = Desired()
     linux = spec.linux
+    # rp_filter 0 for the tunnels' decap devices; the spec's own keys win (a conflicting
+    # one is refused by dsrctl.linux.checks).
     desired.sysctls = linux.all_sysctls()
+    for key, value in tunnel_sysctls(spec).items():
+        desired.sysctls.setdefault(key, value)
+    desired.step_notes.update(tunnel_notes(spec))
     desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
     desired.routes = {state.key: state for state in range_states(spec)}
-    if linux.persist.enabled:
-        content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
-        path = under_root(linux.persist.root, linux.persist.sysctl_file)
-        desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
+    set_sysctl_file(desired, spec)
     if persistence is not None:
         for cidr, label in persistence.labels.items():  # e.g. ifcfg's alias lo:N
             state = desired.addresses[linux.interface][cidr]
@@ -90,6 +96,7 @@ def build_desired(
         | (persistence.resources() if persistence is not None else set())
         | (mss.resources() if mss is not None else set())
     )
+    desired.spec_resources |= add_tunnels(desired, spec)  # [[tunnel]]: dsrctl/linux/tunnels.py
     _add_way_back(desired, ownership)
     if persistence is not None:
         for resource in [*map(file_id, desired.files), *map(symlink_id, desired.symlinks)]:
@@ -97,6 +104,16 @@ def build_desired(
             if note:
                 desired.step_notes[resource] = note
     return desired
+
+
+def set_sysctl_file(desired: Desired, spec: Spec) -> None:
+    """dsrctl's sysctl file with ``desired.sysctls`` (again after the planner adds keys
+    computed from the host)."""
+    persist = spec.linux.persist
+    if persist.enabled:
+        content = sysctl_file_content(os.path.abspath(spec.path), desired.sysctls)
+        path = under_root(persist.root, persist.sysctl_file)
+        desired.files[path] = FileState(content, SYSCTL_FILE_MODE)
 
 
 def vip_states(spec: Spec) -> list[AddressState]:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Protocol
 
 from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import (
+    Desired,
     build_desired,
     dropped_ranges,
     dropped_vips,
     range_states,
     read_scope,
+    set_sysctl_file,
     vip_states,
+)
+from dsrctl.linux.effective import (
+    Computed,
+    boot_defeats,
+    boot_keys,
+    computed,
+    observed_keys,
 )
 from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
-from dsrctl.model import HostState, ReadScope, SysctlValue
+from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
@@ -23,6 +33,7 @@ from providers.linux.persist import Detection
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
 
@@ -44,11 +55,33 @@ class LinuxPlannerHost(Protocol):
 
     def nft_path(self) -> str | None: ...
 
+    def uplinks(self) -> tuple[str, ...]: ...
+
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
+
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
     persistence = persistence_for(spec, provider, ownership)
     desired = build_desired(spec, ownership, persistence, plan_mss(spec, provider))
-    current = provider.read(read_scope(spec, desired, ownership))
+    uplinks = provider.uplinks()
+    scope = read_scope(spec, desired, ownership)
+    scope = dataclasses.replace(scope, observed_sysctls=tuple(observed_keys(spec, uplinks)))
+    current = provider.read(scope)
+    add_computed(
+        desired,
+        current,
+        computed(spec, uplinks, current.observed_sysctls, current.sysctls, ownership),
+        spec,
+    )
+    persist = spec.linux.persist
+    if persist.enabled:
+        desired.notes += provider.sysctl_conflicts(
+            persist.root, persist.sysctl_file, desired.sysctls
+        )
+        keys = boot_keys(spec, uplinks)
+        if keys:
+            sources = provider.boot_sysctl_sources(persist.root, keys)
+            desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
     return PlanResult(
@@ -75,8 +108,20 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
             range_states(spec),
             dropped_ranges(spec, ownership),
         )
-    if persist.enabled:
-        result.notes += provider.sysctl_conflicts(
-            persist.root, persist.sysctl_file, spec.linux.all_sysctls()
-        )
     return result
+
+
+def add_computed(desired: Desired, current: HostState, found: Computed, spec: Spec) -> None:
+    """The keys computed from the host (dsrctl.linux.effective) join the spec's: managed,
+    in dsrctl's sysctl file, compared with their values read as observed sysctls."""
+    if not found.sysctls:
+        return
+    for key, value in found.sysctls.items():
+        desired.sysctls.setdefault(key, value)
+        desired.spec_resources.add(sysctl_id(key))
+        seen = current.observed_sysctls.get(key)
+        if seen is not None and key not in current.sysctls:
+            current.sysctls[key] = seen
+    desired.step_notes.update(found.step_notes)
+    desired.notes += found.notes
+    set_sysctl_file(desired, spec)

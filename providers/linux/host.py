@@ -11,12 +11,14 @@ from providers.errors import HostError, PrivilegeError
 from providers.linux import files
 from providers.linux.changes import is_address
 from providers.linux.sysctl import SysctlTree
-from providers.model import FileState, HostState, MssClamp, ReadScope, SysctlValue
+from providers.linux.sysctl_keys import split_key
+from providers.model import FileState, HostState, MssClamp, ReadScope, SysctlValue, TunnelState
 from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
     from providers.linux.persist import Detection
+    from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
 CAP_NET_ADMIN = 12
@@ -54,6 +56,23 @@ class LinuxHost(Provider):
 
         return connected_networks(leave_out)
 
+    def kernel_release(self) -> str:
+        from providers.linux import kmod
+
+        return kmod.release()
+
+    def has_module(self, name: str) -> bool:
+        """Whether this kernel has the module: loaded, built in, or installed."""
+        from providers.linux import kmod
+
+        return kmod.available(name)
+
+    def link_kind(self, name: str) -> TunnelState | None:
+        """The device ``name`` as a tunnel state (its link kind), or None if absent."""
+        from providers.linux.tunnels import read_tunnels
+
+        return read_tunnels([name]).get(name)
+
     def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
         # either; a non-root user also needs to get past the 0644 root-owned /proc/sys files.
@@ -86,7 +105,14 @@ class LinuxHost(Provider):
             )
         self._indexes = {name: link.index for name, link in links.items()}
         state = HostState()
-        state.sysctls = {key: self.sysctl.read(key) for key in scope.sysctl_keys}
+        # A per-interface key of a device that does not exist yet (a decap device the
+        # plan creates) is absent, like the device.
+        state.sysctls = {
+            key: value
+            for key in scope.sysctl_keys
+            if (value := self._read_or_absent(key)) is not None
+        }
+        state.observed_sysctls = {key: self._read_or_absent(key) for key in scope.observed_sysctls}
         state.addresses = {
             name: found
             for name, found in addresses.items()
@@ -103,6 +129,8 @@ class LinuxHost(Provider):
             from providers.linux import nft
 
             state.mss = nft.read_clamp()
+        if scope.modules or scope.tunnels or scope.fou_ports:
+            _read_tunnels(state, scope)
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -133,6 +161,9 @@ class LinuxHost(Provider):
             "dir": [],
             "route": [],
             "nft": [],
+            "module": [],
+            "tunnel": [],
+            "fou": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -141,7 +172,7 @@ class LinuxHost(Provider):
             kinds[kind].append(name)
         observed: dict[str, Any] = {}
         for key in kinds["sysctl"]:
-            observed[f"sysctl:{key}"] = self.sysctl.read(key)
+            observed[f"sysctl:{key}"] = self._read_or_absent(key)
         interfaces = {name.partition(":")[0] for name in kinds["address"]}
         links, addresses = read_interfaces(interfaces)
         self._indexes.update({name: link.index for name, link in links.items()})
@@ -165,6 +196,28 @@ class LinuxHost(Provider):
 
             clamp = nft.read_clamp()
             observed.update({f"nft:{name}": clamp for name in kinds["nft"]})
+        if kinds["module"] or kinds["tunnel"] or kinds["fou"]:
+            ports = tuple(int(port) for port in kinds["fou"] if port.isdigit())
+            tunnels = HostState()
+            _read_tunnels(
+                tunnels,
+                ReadScope(
+                    "lo",
+                    (),
+                    (),
+                    modules=tuple(kinds["module"]),
+                    tunnels=tuple(kinds["tunnel"]),
+                    fou_ports=ports,
+                ),
+            )
+            for name in kinds["module"]:
+                observed[f"module:{name}"] = "loaded" if tunnels.modules[name].loaded else None
+            for name in kinds["tunnel"]:
+                observed[f"tunnel:{name}"] = tunnels.tunnels.get(name)
+            for port in kinds["fou"]:
+                observed[f"fou:{port}"] = (
+                    tunnels.fou_ports.get(int(port)) if port.isdigit() else None
+                )
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -206,6 +259,46 @@ class LinuxHost(Provider):
         component = name.replace(".", "/")
         return {leaf: self._try_read(f"net.ipv4.conf.{component}.{leaf}") for leaf in SHOW_SYSCTLS}
 
+    def _read_or_absent(self, key: str) -> SysctlValue | None:
+        """The key's value; None for a per-interface key whose interface does not exist."""
+        parts = split_key(key)
+        if (
+            len(parts) == 5
+            and parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"])
+            and not os.path.isdir(os.path.join(self.sysctl.root, *parts[:4]))
+        ):
+            return None
+        return self.sysctl.read(key)
+
+    def uplinks(self) -> tuple[str, ...]:
+        """The devices of the main table's default routes (IPv4; else IPv6), in this
+        network namespace."""
+        from providers.linux.persist.probe import default_route_devices
+
+        return default_route_devices()
+
+    def decap_devices(self) -> tuple[str, ...]:
+        """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
+        decapsulate (`show`)."""
+        from providers.linux.rtnl import dump_links
+
+        kinds = ("ipip", "gre", "ip6tnl", "ip6gre")
+        return tuple(
+            link.name
+            for link in dump_links()
+            if link.kind in kinds or (link.kind == "vxlan" and link.gpe)
+        )
+
+    def try_sysctl(self, key: str) -> SysctlValue | None:
+        """The key's value, or None when it cannot be read (no such key, no permission)."""
+        return self._try_read(key)
+
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
+        """For each key, the sysctl.d line under ``root`` that sets it at boot, or None."""
+        from providers.linux.persist.sysctl_conflicts import boot_sources
+
+        return boot_sources(root, keys)
+
     def _try_read(self, key: str) -> SysctlValue | None:
         try:
             return self.sysctl.read(key)
@@ -234,6 +327,58 @@ class LinuxHost(Provider):
 
     def set_sysctl(self, key: str, value: SysctlValue) -> None:
         self.sysctl.write(key, value)
+
+    def load_module(self, name: str) -> None:
+        from providers.linux import kmod
+
+        kmod.load(name)
+
+    def unload_module(self, name: str) -> str | None:
+        """Unload a module dsrctl loaded, unless something uses it: then leave it loaded
+        and say why (unloading would destroy every device of its kinds, in every
+        namespace)."""
+        from providers.linux import kmod
+        from providers.linux.rtnl import dump_links
+        from providers.linux.tunnels import module_users
+
+        state = kmod.module_state(name)
+        if not state.loaded:
+            return None
+        holders = [user for user in state.users if user.startswith("module:")]
+        users = list(module_users(name, dump_links()))
+        if kmod.canonical(name) == "fou":
+            from providers.linux.fou import read_ports
+
+            users += [f"fou port {port}" for port in sorted(read_ports())]
+        if holders and not users and state.refcnt == len(holders):
+            # Only modules hold it (ip6_gre holds ip6_tunnel): `modprobe -r` of the holder
+            # removes it too, once unused.
+            return None
+        if state.builtin or state.refcnt or users:
+            why = "it is built in" if state.builtin else _in_use(state.refcnt, holders + users)
+            return f"kernel module {name} stays loaded: {why}"
+        try:
+            kmod.unload(name)
+        except HostError as exc:
+            return f"kernel module {name} stays loaded: {exc}"
+        return None
+
+    def change_tunnel(
+        self, name: str, before: TunnelState | None, after: TunnelState | None
+    ) -> None:
+        from providers.linux.tunnels import change_tunnel
+
+        change_tunnel(name, before, after)
+
+    def add_fou_port(self, port: int, kind: str) -> None:
+        from providers.linux.fou import add_port
+
+        add_port(port, kind)
+
+    def remove_fou_port(self, port: int) -> None:
+        from providers.linux.fou import remove_port
+
+        remove_port(port)
 
     def apply_addresses(self, steps: Sequence[AddressChange]) -> list[BaseException | None]:
         from providers.linux.addresses import apply_address_steps
@@ -346,6 +491,33 @@ class LinuxHost(Provider):
         """Run a group of batchable steps of one kind in one host call (addresses are the
         only batchable kind)."""
         return self.apply_addresses(steps)
+
+
+def _read_tunnels(state: HostState, scope: ReadScope) -> None:
+    """The modules, decap devices and fou ports in scope (one link dump for all)."""
+    import dataclasses
+
+    from providers.linux import kmod
+    from providers.linux.fou import read_ports
+    from providers.linux.rtnl import dump_links
+    from providers.linux.tunnels import module_users, read_tunnels
+
+    links = dump_links()
+    state.tunnels = read_tunnels(scope.tunnels, links)
+    state.fou_ports = read_ports()
+    for name in scope.modules:
+        module = kmod.module_state(name)
+        users = module.users + module_users(name, links)
+        if kmod.canonical(name) == "fou":
+            users += tuple(f"fou:{port}" for port in sorted(state.fou_ports))
+        state.modules[name] = dataclasses.replace(module, users=users)
+
+
+def _in_use(refcnt: int, users: list[str]) -> str:
+    parts = [f"its reference count is {refcnt}"] if refcnt else []
+    if users:
+        parts.append("in use by " + ", ".join(users))
+    return "; ".join(parts)
 
 
 def _max_or_none(own: SysctlValue | None, common: SysctlValue | None) -> SysctlValue | None:

@@ -42,7 +42,20 @@ IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBI")
 RTATTR = struct.Struct("=HH")
 U32 = struct.Struct("=I")
-IFLA_IFNAME = 3
+IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO = 3, 4, 18
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+# The collect-metadata ("external") attribute of each link kind's IFLA_INFO_DATA
+# (include/uapi/linux/if_tunnel.h, if_link.h): a flag for the IP tunnels, a u8 for vxlan.
+IFLA_IPTUN_COLLECT_METADATA = 19
+IFLA_GRE_COLLECT_METADATA = 18
+IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_GPE = 25, 27
+COLLECT_METADATA = {
+    "ipip": IFLA_IPTUN_COLLECT_METADATA,
+    "ip6tnl": IFLA_IPTUN_COLLECT_METADATA,
+    "gre": IFLA_GRE_COLLECT_METADATA,
+    "ip6gre": IFLA_GRE_COLLECT_METADATA,
+    "vxlan": IFLA_VXLAN_COLLECT_METADATA,
+}
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 3, 6, 8
 IFF_UP = 0x1
 DUMP_RETRIES = 5
@@ -60,6 +73,10 @@ class Link:
     index: int
     name: str
     up: bool
+    kind: str | None = None  # IFLA_INFO_KIND: "ipip", "vxlan", "veth"...; None for lo, eth
+    external: bool = False  # collect metadata (tunnel kinds of COLLECT_METADATA only)
+    gpe: bool = False  # vxlan in GPE mode
+    mtu: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,8 +98,27 @@ def dump_links() -> list[Link]:
         _, _, index, flags, _ = IFINFOMSG.unpack_from(payload, 0)
         attrs = _attributes(payload, IFINFOMSG.size)
         name = attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode("utf-8", "replace")
-        links.append(Link(index=index, name=name, up=bool(flags & IFF_UP)))
+        mtu = U32.unpack(attrs[IFLA_MTU])[0] if len(attrs.get(IFLA_MTU, b"")) == 4 else 0
+        link_kind, external, gpe = _link_info(attrs.get(IFLA_LINKINFO))
+        links.append(Link(index, name, bool(flags & IFF_UP), link_kind, external, gpe, mtu))
     return links
+
+
+def _link_info(raw: bytes | None) -> tuple[str | None, bool, bool]:
+    """The link kind, and for the tunnel kinds whether it collects metadata and (vxlan)
+    whether it is in GPE mode."""
+    if raw is None:
+        return None, False, False
+    info = _attributes(raw, 0)
+    kind = info.get(IFLA_INFO_KIND, b"").split(b"\0", 1)[0].decode("ascii", "replace") or None
+    attribute = COLLECT_METADATA.get(kind or "")
+    if attribute is None:
+        return kind, False, False
+    data = _attributes(info.get(IFLA_INFO_DATA, b""), 0)
+    value = data.get(attribute)
+    # The IP tunnels put a flag (present or not); vxlan always puts a u8.
+    external = value is not None and (kind != "vxlan" or value[:1] not in (b"", b"\0"))
+    return kind, external, kind == "vxlan" and IFLA_VXLAN_GPE in data
 
 
 def dump_addresses(indexes: Collection[int] | None = None) -> list[RawAddress]:

@@ -226,7 +226,7 @@ def test_a_later_sysctl_file_is_warned_about_in_plan_and_drift(
     write(root, "/usr/lib/sysctl.d/99-vendor.conf", "net.ipv4.conf.all.arp_ignore = 0\n")
     spec = write_spec(netns, spec_text(root, ALL))
     warning = (
-        "! WARNING: /usr/lib/sysctl.d/99-vendor.conf sets net.ipv4.conf.all.arp_ignore = 0 "
+        "! WARNING: /usr/lib/sysctl.d/99-vendor.conf line 1 sets net.ipv4.conf.all.arp_ignore = 0 "
         "and is read after 90-dsrctl.conf, so at boot it overrides dsrctl's 1: the host would "
         "answer ARP for its VIPs after a reboot; remove that line or rename one of the files"
     )

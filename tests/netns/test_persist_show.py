@@ -52,7 +52,7 @@ def test_plan_warns_about_etc_sysctl_conf_on_a_host_without_systemd(
     assert plan.returncode == 0, plan.stdout + plan.stderr
     lines = plan.stdout.splitlines()
     assert (
-        "! WARNING: /etc/sysctl.conf (read last by 'sysctl --system') sets "
+        "! WARNING: /etc/sysctl.conf (read last by 'sysctl --system') line 1 sets "
         "net.ipv4.conf.all.arp_ignore = 0 and is read after 90-dsrctl.conf, so at boot it "
         "overrides dsrctl's 1: the host would answer ARP for its VIPs after a reboot; remove "
         "that line" in lines

@@ -18,6 +18,9 @@ JOURNAL_KINDS = {
     "dir": "dsrctl.kinds.directory:DirStep",
     "route": "dsrctl.kinds.route:RouteStep",
     "nft": "dsrctl.kinds.mss:MssStep",
+    "module": "dsrctl.kinds.module:ModuleStep",
+    "tunnel": "dsrctl.kinds.tunnel:TunnelStep",
+    "fou": "dsrctl.kinds.fou:FouStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -32,6 +35,9 @@ def test_each_kind_is_named_once_and_names_its_step() -> None:
         "sysctl",
         "address",
         "route",
+        "module",
+        "tunnel",
+        "fou",
         "file",
         "symlink",
         "dir",
@@ -50,9 +56,9 @@ def test_every_journal_kind_finds_its_step_class(kind: str) -> None:
 
 
 def test_unknown_kind() -> None:
-    assert step_class("tunnel") is None
-    with pytest.raises(ValueError, match="unknown step kind 'tunnel' in the journal"):
-        step_from_record({"kind": "tunnel"})
+    assert step_class("geneve") is None
+    with pytest.raises(ValueError, match="unknown step kind 'geneve' in the journal"):
+        step_from_record({"kind": "geneve"})
 
 
 def test_a_step_comes_back_from_its_record() -> None:
