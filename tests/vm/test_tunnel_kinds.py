@@ -73,7 +73,8 @@ BREAK = {
 }
 SEPARATOR = "@@@"
 STATE = (
-    f"ip -n srv -d -j link show; echo {SEPARATOR}; ip -n srv fou show 2>/dev/null || true; echo {SEPARATOR};"
+    f"ip -n srv -d -j link show; echo {SEPARATOR};"
+    f" ip -n srv fou show 2>/dev/null || true; echo {SEPARATOR};"
     " awk '{print $1}' /proc/modules | sort"
 )
 
