@@ -12,12 +12,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from dsrctl.errors import SpecError
-from dsrctl.linux.mss import check_mss
 from providers.linux.sysctl_keys import split_key
 
 if TYPE_CHECKING:
     from dsrctl.spec import Spec
     from providers.linux.host import LinuxHost
+    from providers.linux.uplinks import Uplinks
 
 
 def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
@@ -44,9 +44,15 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
                 spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
             )
     check_ranges(spec, host)
-    check_tunnels(spec, host)
+    if not spec.tunnels:
+        check_persistence(spec, host)
+        return
+    from dsrctl.linux.mss import check_mss
+
+    uplinks = host.uplinks()
+    check_tunnels(spec, host, uplinks)
     check_persistence(spec, host)
-    check_mss(spec, host)
+    check_mss(spec, host, uplinks)
 
 
 def check_ranges(spec: Spec, host: LinuxHost) -> None:
@@ -72,7 +78,7 @@ def check_ranges(spec: Spec, host: LinuxHost) -> None:
                 )
 
 
-def check_tunnels(spec: Spec, host: LinuxHost) -> None:
+def check_tunnels(spec: Spec, host: LinuxHost, uplinks: Uplinks) -> None:
     """Refuse a [[tunnel]] whose kind this kernel lacks (no module loaded, built in or
     installed), whose device name is taken by a device of another kind, or whose uplink
     does not exist."""
@@ -99,7 +105,7 @@ def check_tunnels(spec: Spec, host: LinuxHost) -> None:
                 f"a {what} device of that name exists; dsrctl does not replace a device "
                 "it did not create: delete it or give the tunnel another name",
             )
-        if tunnel.uplink is not None and not host.has_interface(tunnel.uplink):
+        if tunnel.uplink is not None and uplinks.named(tunnel.uplink) is None:
             raise SpecError(
                 spec.path, f"{where}.uplink", tunnel.uplink, "no such interface on this host"
             )

@@ -130,7 +130,8 @@ def observed_keys(spec: Spec, uplinks: tuple[str, ...]) -> list[str]:
 
 
 def relevant_uplinks(spec: Spec, uplinks: tuple[str, ...]) -> list[str]:
-    """The default-route devices and the tunnels' own uplinks, not lo nor a decap device."""
+    """The default-route devices (every next hop of a multipath route; LinuxHost.uplinks)
+    and the tunnels' own uplinks, not lo nor a decap device."""
     names = [*uplinks, *(t.uplink for t in spec.tunnels if t.uplink is not None)]
     skip = {"lo", *(t.name for t in spec.tunnels)}
     found: list[str] = []
@@ -243,7 +244,7 @@ def describe_effective(host: LinuxHost, root: str, recorded: list[str]) -> dict[
     and those dsrctl's records name), each key's own value, the effective value the kernel
     acts on, the sysctl.d line that sets it at boot (under ``root``) and what is wrong."""
     rows: list[tuple[str, str]] = [("all", "all"), ("default", "default"), ("lo", "loopback")]
-    for name in host.uplinks():
+    for name in host.uplinks().names():
         rows.append((name, "uplink"))
     for name in [*host.decap_devices(), *recorded]:
         if name not in [row[0] for row in rows]:

@@ -9,14 +9,15 @@ server advertises in its SYN-ACKs from the VIPs, per IP version of the VIPs:
 
 taking the smallest over the tunnels that can carry that IP version (ipip and gue carry
 IPv4, ip6ip6 IPv6, gre, ip6gre and vxlan-gpe both). The uplink is the tunnel's
-``uplink`` or the device of the main table's default route of its outer IP version. A
-tunnel's ``mss`` replaces its default and may not exceed it; it is an MSS of its outer
-IP version's connections: for the other version (a gre tunnel carrying IPv6 VIPs, say)
-the same packet size holds 20 bytes less (or more) of TCP payload.
+``uplink`` or the device of the main table's default route of its outer IP version (of a
+multipath route, the next hop's device with the smallest MTU). A tunnel's ``mss``
+replaces its default and may not exceed it; it is an MSS of its outer IP version's
+connections: for the other version (a gre tunnel carrying IPv6 VIPs, say) the same
+packet size holds 20 bytes less (or more) of TCP payload.
 
-The host answers plain questions (the uplink and its MTU, whether nft is installed); the
-verdicts, the notes and the files are dsrctl's. Called by the spec checks (validate,
-plan, apply) and by the planner.
+The host answers plain questions (its uplinks and their MTUs, providers/linux/uplinks.py;
+whether nft is installed); the verdicts, the notes and the files are dsrctl's. Called by
+the spec checks (validate, plan, apply) and by the planner, for a spec with tunnels only.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from dsrctl.kinds.base import Desired
     from dsrctl.spec import Spec
     from providers.linux.persist import Detection
-    from providers.linux.uplinks import Uplink
+    from providers.linux.uplinks import Uplinks
 
 TCP_IP = {4: 40, 6: 60}  # TCP and IP headers without options
 # The IP versions of the packets each kind carries inside.
@@ -59,11 +60,11 @@ WHY = "PMTUD cannot work on the asymmetric path"
 
 
 class MssHost(Protocol):
-    def uplink(self, version: int, name: str | None) -> Uplink | None: ...
-
-    def nft_path(self) -> str | None: ...
-
     def detect_persistence(self, root: str, interface: str) -> Detection: ...
+
+
+class MssCheckHost(MssHost, Protocol):
+    def nft_path(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,19 @@ class TunnelLimit:
         )
 
 
-def tunnel_limits(spec: Spec, host: MssHost) -> list[TunnelLimit]:
+def tunnel_limits(spec: Spec, uplinks: Uplinks) -> list[TunnelLimit]:
     """Each tunnel's uplink and MSS; SpecError for an uplink that is not there or an
-    ``mss`` above what the uplink carries."""
+    ``mss`` above what the uplink carries. A default route over several devices (ECMP)
+    gives the smallest MTU among them: the encapsulated packets may arrive on any."""
     limits = []
     for index, tunnel in enumerate(spec.tunnels):
-        uplink = host.uplink(tunnel.family, tunnel.uplink)
         key = f"tunnel[{index}].uplink"
+        if tunnel.uplink is not None:
+            uplink = uplinks.named(tunnel.uplink)
+            if uplink is None:
+                raise SpecError(spec.path, key, tunnel.uplink, "no such interface on this host")
+        else:
+            uplink = uplinks.narrowest(tunnel.family)
         if uplink is None:
             raise SpecError(
                 spec.path,
@@ -117,8 +124,6 @@ def tunnel_limits(spec: Spec, host: MssHost) -> list[TunnelLimit]:
                 "find the uplink by (the MSS clamp starts from its MTU); name the interface "
                 "the encapsulated packets arrive on",
             )
-        if uplink.mtu is None:
-            raise SpecError(spec.path, key, uplink.name, "no such interface on this host")
         limit = TunnelLimit(index, tunnel, uplink.name, uplink.mtu)
         if tunnel.mss is not None and tunnel.mss > limit.default:
             raise SpecError(
@@ -131,7 +136,7 @@ def tunnel_limits(spec: Spec, host: MssHost) -> list[TunnelLimit]:
     return limits
 
 
-def check_mss(spec: Spec, host: MssHost) -> None:
+def check_mss(spec: Spec, host: MssCheckHost, uplinks: Uplinks) -> None:
     """validate/plan refuse a tunnel spec whose clamp cannot be made."""
     from providers.linux.nft import SBIN
 
@@ -145,7 +150,7 @@ def check_mss(spec: Spec, host: MssHost) -> None:
             "tunnel mode clamps the MSS of the VIPs' SYN-ACKs with nftables, and nft is not "
             f"installed (not on PATH, nor in {' or '.join(SBIN)}): install nftables",
         )
-    tunnel_limits(spec, host)
+    tunnel_limits(spec, uplinks)
 
 
 def clamp_for(spec: Spec, limits: list[TunnelLimit]) -> tuple[MssClamp | None, str]:
@@ -203,13 +208,13 @@ class MssPlan:
         desired.notes += self.notes
 
 
-def plan_mss(spec: Spec, host: MssHost) -> MssPlan | None:
+def plan_mss(spec: Spec, host: MssHost, uplinks: Uplinks) -> MssPlan | None:
     """None without tunnels (then the way back removes a table dsrctl made)."""
     from providers.linux.persist import mss_unit
 
     if not spec.tunnels:
         return None
-    clamp, why = clamp_for(spec, tunnel_limits(spec, host))
+    clamp, why = clamp_for(spec, tunnel_limits(spec, uplinks))
     result = MssPlan(clamp, note=why)
     persist = spec.linux.persist
     if clamp is None:

@@ -23,7 +23,6 @@ from dsrctl.linux.effective import (
     computed,
     observed_keys,
 )
-from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
@@ -34,7 +33,7 @@ from state.ownership import Ownership
 
 if TYPE_CHECKING:
     from providers.linux.persist.sysctl_conflicts import Assignment
-    from providers.linux.uplinks import Uplink
+    from providers.linux.uplinks import Uplinks
 
 
 class LinuxPlannerHost(Protocol):
@@ -51,19 +50,21 @@ class LinuxPlannerHost(Protocol):
         self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
     ) -> list[str]: ...
 
-    def uplink(self, version: int, name: str | None) -> Uplink | None: ...
-
-    def nft_path(self) -> str | None: ...
-
-    def uplinks(self) -> tuple[str, ...]: ...
+    def uplinks(self) -> Uplinks: ...
 
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
 
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
     persistence = persistence_for(spec, provider, ownership)
-    desired = build_desired(spec, ownership, persistence, plan_mss(spec, provider))
-    uplinks = provider.uplinks()
+    found = provider.uplinks()
+    mss = None
+    if spec.tunnels:  # the clamp's module is loaded only for a spec that has one
+        from dsrctl.linux.mss import plan_mss
+
+        mss = plan_mss(spec, provider, found)
+    desired = build_desired(spec, ownership, persistence, mss)
+    uplinks = found.names()
     scope = read_scope(spec, desired, ownership)
     scope = dataclasses.replace(scope, observed_sysctls=tuple(observed_keys(spec, uplinks)))
     current = provider.read(scope)

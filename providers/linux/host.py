@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
-    from providers.linux.uplinks import Uplink
+    from providers.linux.uplinks import Uplinks
 
 CAP_NET_ADMIN = 12
 CAP_DAC_OVERRIDE = 1
@@ -270,12 +270,12 @@ class LinuxHost(Provider):
             return None
         return self.sysctl.read(key)
 
-    def uplinks(self) -> tuple[str, ...]:
-        """The devices of the main table's default routes (IPv4; else IPv6), in this
-        network namespace."""
-        from providers.linux.persist.probe import default_route_devices
+    def uplinks(self) -> Uplinks:
+        """The devices of the main table's default routes per IP version (every next hop),
+        with every interface's MTU, in this network namespace (providers/linux/uplinks.py)."""
+        from providers.linux.uplinks import read_uplinks
 
-        return default_route_devices()
+        return read_uplinks()
 
     def decap_devices(self) -> tuple[str, ...]:
         """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
@@ -305,14 +305,7 @@ class LinuxHost(Provider):
         except (HostError, PrivilegeError):
             return None
 
-    # -- tunnel mode: the uplink and the MSS clamp (providers/linux/uplinks.py, nft.py) --
-    def uplink(self, version: int, name: str | None) -> Uplink | None:
-        """The interface the encapsulated packets of IP ``version`` arrive on: ``name``, or
-        the device of the main table's default route; with its MTU."""
-        from providers.linux.uplinks import find_uplink
-
-        return find_uplink(version, name)
-
+    # -- tunnel mode: the MSS clamp (providers/linux/nft.py) --------------------------------
     def nft_path(self) -> str | None:
         from providers.linux.nft import find_nft
 

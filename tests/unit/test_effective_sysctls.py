@@ -22,7 +22,7 @@ from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
 from providers.linux.persist import Detection
 from providers.linux.persist.sysctl_conflicts import Assignment
-from providers.linux.uplinks import Uplink
+from providers.linux.uplinks import Uplink, Uplinks
 from state.ownership import Ownership, OwnershipRecord
 
 PATH = "/etc/dsrctl/dsrctl.toml"
@@ -170,14 +170,9 @@ class FakeHost:
     ) -> list[str]:
         return []
 
-    def uplinks(self) -> tuple[str, ...]:
-        return self._uplinks
-
-    def uplink(self, version: int, name: str | None) -> Uplink | None:
-        return Uplink(name or self._uplinks[0], 1500, default_route=name is None)
-
-    def nft_path(self) -> str | None:
-        return "/usr/sbin/nft"
+    def uplinks(self) -> Uplinks:
+        devices = tuple(Uplink(name, 1500) for name in self._uplinks)
+        return Uplinks({4: devices}, {name: 1500 for name in self._uplinks})
 
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
         raise AssertionError("persistence is disabled: no sysctl.d files to read")

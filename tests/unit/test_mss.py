@@ -20,7 +20,7 @@ from dsrctl.spec import Spec, parse_spec
 from dsrctl.steps import Phase
 from providers.linux import nft
 from providers.linux.persist import Detection, mss_unit
-from providers.linux.uplinks import Uplink
+from providers.linux.uplinks import Uplink, Uplinks
 from state.ownership import Ownership
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "mss"
@@ -32,20 +32,19 @@ class FakeHost:
 
     def __init__(
         self,
-        uplinks: dict[int, Uplink | None] | None = None,
+        uplinks: dict[int, tuple[Uplink, ...]] | None = None,
         mtus: dict[str, int] | None = None,
         nft_path: str | None = "/usr/sbin/nft",
         systemd: bool = True,
     ) -> None:
-        self.by_version = uplinks if uplinks is not None else {4: Uplink("eth0", 1500, True)}
-        self.mtus = mtus or {"eth0": 1500}
+        defaults = uplinks if uplinks is not None else {4: (Uplink("eth0", 1500),)}
+        every = {uplink.name: uplink.mtu for found in defaults.values() for uplink in found}
+        self.found = Uplinks(defaults, {**every, **(mtus or {"eth0": 1500})})
         self._nft = nft_path
         self.systemd = systemd
 
-    def uplink(self, version: int, name: str | None) -> Uplink | None:
-        if name is not None:
-            return Uplink(name, self.mtus.get(name), default_route=False)
-        return self.by_version.get(version)
+    def uplinks(self) -> Uplinks:
+        return self.found
 
     def nft_path(self) -> str | None:
         return self._nft
@@ -63,14 +62,14 @@ def spec(body: str, vips: tuple[str, ...] = ("192.0.2.10", "2001:db8::10")) -> S
 
 def refusal(loaded: Spec, host: FakeHost) -> str:
     with pytest.raises(SpecError) as caught:
-        check_mss(loaded, host)
+        check_mss(loaded, host, host.uplinks())
     return str(caught.value)
 
 
 # -- arithmetic -----------------------------------------------------------------------------
 def test_ipip_clamps_ipv4_vips_to_mtu_less_20_less_40() -> None:
     loaded = spec('[[tunnel]]\nkind = "ipip"\n')
-    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost().uplinks()))
     # ipip carries IPv4 only: the IPv6 VIP cannot arrive through it and is not clamped
     assert clamp == MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",)))
     assert why == (
@@ -81,14 +80,14 @@ def test_ipip_clamps_ipv4_vips_to_mtu_less_20_less_40() -> None:
 
 def test_ip6ip6_clamps_ipv6_vips_with_the_ipv6_headers() -> None:
     loaded = spec('[[tunnel]]\nkind = "ip6ip6"\n')
-    host = FakeHost(uplinks={6: Uplink("eth1", 9000, True)})
-    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host))
+    host = FakeHost(uplinks={6: (Uplink("eth1", 9000),)})
+    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host.uplinks()))
     assert clamp == MssClamp(ipv6=ClampRule(9000 - 40 - 60, ("2001:db8::10/128",)))
 
 
 def test_a_tunnel_carrying_both_versions_clamps_both_for_the_same_packet_size() -> None:
     loaded = spec('[[tunnel]]\nkind = "gre"\n')
-    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost().uplinks()))
     assert clamp is not None and clamp.ipv4 is not None and clamp.ipv6 is not None
     assert (clamp.ipv4.mss, clamp.ipv6.mss) == (1500 - 24 - 40, 1500 - 24 - 60)
     assert "to 1436 (IPv4), 1416 (IPv6): gre adds 24 bytes" in why
@@ -96,7 +95,7 @@ def test_a_tunnel_carrying_both_versions_clamps_both_for_the_same_packet_size() 
 
 def test_the_largest_overhead_of_a_version_wins() -> None:
     loaded = spec('[[tunnel]]\nkind = "ipip"\nname = "dsrip0"\n[[tunnel]]\nkind = "vxlan-gpe"\n')
-    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost().uplinks()))
     assert clamp is not None and clamp.ipv4 == ClampRule(1424, ("192.0.2.10/32",))
     assert "vxlan-gpe adds 36 bytes" in why and "ipip" not in why
 
@@ -106,21 +105,32 @@ def test_each_tunnel_starts_from_its_own_uplink() -> None:
         '[[tunnel]]\nkind = "ipip"\nuplink = "eth0"\n[[tunnel]]\nkind = "gre"\nuplink = "jumbo"\n'
     )
     host = FakeHost(mtus={"eth0": 1500, "jumbo": 9000})
-    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host))
+    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host.uplinks()))
     assert clamp is not None and clamp.ipv4 is not None and clamp.ipv6 is not None
     assert clamp.ipv4.mss == 1440  # eth0's ipip, not jumbo's gre
     assert clamp.ipv6.mss == 9000 - 24 - 60  # only gre carries IPv6
 
 
+def test_a_multipath_default_route_gives_the_smallest_mtu_of_its_devices() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ipip"\n')
+    ecmp: dict[int, tuple[Uplink, ...]] = {
+        4: (Uplink("eth0", 1500), Uplink("eth1", 1400), Uplink("eth2", 1400))
+    }
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost(uplinks=ecmp).uplinks()))
+    assert clamp == MssClamp(ipv4=ClampRule(1400 - 20 - 40, ("192.0.2.10/32",)))
+    assert "ipip adds 20 bytes on eth1 (MTU 1400)" in why  # the first of the smallest
+
+
 def test_a_given_mss_replaces_the_default() -> None:
     loaded = spec('[[tunnel]]\nkind = "ipip"\nmss = 1400\n')
-    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost().uplinks()))
     assert clamp is not None and clamp.ipv4 == ClampRule(1400, ("192.0.2.10/32",))
     assert "(tunnel[0].mss = 1400)" in why
 
 
 def test_the_mss_equal_to_the_default_is_accepted() -> None:
-    check_mss(spec('[[tunnel]]\nkind = "ipip"\nmss = 1440\n'), FakeHost())
+    host = FakeHost()
+    check_mss(spec('[[tunnel]]\nkind = "ipip"\nmss = 1440\n'), host, host.uplinks())
 
 
 def test_sources_are_collapsed_so_that_nft_takes_them() -> None:
@@ -135,19 +145,20 @@ def test_sources_are_collapsed_so_that_nft_takes_them() -> None:
 
 def test_no_vip_through_a_tunnel_means_no_table() -> None:
     loaded = spec('[[tunnel]]\nkind = "ip6ip6"\n', vips=("192.0.2.10",))
-    plan = plan_mss(loaded, FakeHost(uplinks={6: Uplink("eth0", 1500, True)}))
+    host = FakeHost(uplinks={6: (Uplink("eth0", 1500),)})
+    plan = plan_mss(loaded, host, host.uplinks())
     assert plan is not None and plan.clamp is None and plan.resources() == set()
     assert "no MSS clamp" in plan.notes[0]
 
 
 def test_without_tunnels_nothing_is_asked_of_the_host() -> None:
     class Refusing(FakeHost):
-        def uplink(self, version: int, name: str | None) -> Uplink | None:
-            raise AssertionError("asked for the uplink")
+        def detect_persistence(self, root: str, interface: str) -> Detection:
+            raise AssertionError("asked for the persistence")
 
     loaded = spec("")
-    check_mss(loaded, Refusing(nft_path=None))
-    assert plan_mss(loaded, Refusing()) is None
+    check_mss(loaded, Refusing(nft_path=None), Uplinks())
+    assert plan_mss(loaded, Refusing(), Uplinks()) is None
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -160,7 +171,7 @@ def test_an_mss_above_what_the_uplink_carries_is_refused() -> None:
 
 
 def test_an_ipv6_tunnel_mss_is_checked_with_the_ipv6_headers() -> None:
-    host = FakeHost(uplinks={6: Uplink("eth0", 1500, True)})
+    host = FakeHost(uplinks={6: (Uplink("eth0", 1500),)})
     message = refusal(spec('[[tunnel]]\nkind = "ip6gre"\nmss = 1400\n'), host)
     assert message.endswith("(eth0 MTU 1500 - 44 ip6gre - 60 = 1396)")
 
@@ -276,7 +287,8 @@ def test_without_systemd_only_the_nft_file_is_written_and_the_plan_says_so(
     tmp_path: Path,
 ) -> None:
     loaded = spec(f'[[tunnel]]\nkind = "ipip"\n[linux.persist]\nroot = "{tmp_path}"\n')
-    plan = plan_mss(loaded, FakeHost(systemd=False))
+    host = FakeHost(systemd=False)
+    plan = plan_mss(loaded, host, host.uplinks())
     assert plan is not None
     assert list(plan.files) == [f"{tmp_path}/etc/dsrctl/mss.nft"] and not plan.symlinks
     assert "load it at boot (nft -f /etc/dsrctl/mss.nft)" in plan.notes[0]

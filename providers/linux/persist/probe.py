@@ -75,33 +75,6 @@ def uplink(proc: str = "/proc") -> str | None:
     return None
 
 
-def default_route_devices(proc: str = "/proc") -> tuple[str, ...]:
-    """Every device of a default route of the main table (/proc/net/route shows that
-    table), IPv4 first in the kernel's order; the IPv6 ones only when IPv4 has none."""
-    found: list[str] = []
-    try:
-        with open(os.path.join(proc, "net", "route"), encoding="ascii") as handle:
-            for line in handle.read().splitlines()[1:]:
-                fields = line.split()
-                default = len(fields) >= 8 and fields[1] == "00000000" and fields[7] == "00000000"
-                if default and fields[0] not in found:
-                    found.append(fields[0])
-    except OSError:
-        pass
-    if found:
-        return tuple(found)
-    try:
-        with open(os.path.join(proc, "net", "ipv6_route"), encoding="ascii") as handle:
-            for line in handle:
-                fields = line.split()
-                default = len(fields) == 10 and fields[0] == "0" * 32 and fields[1] == "00"
-                if default and fields[9] != "lo" and fields[9] not in found:
-                    found.append(fields[9])
-    except OSError:
-        pass
-    return tuple(found)
-
-
 def link_type(interface: str, sys_class_net: str = "/sys/class/net") -> str | None:
     """The link type systemd-networkd's ``Type=`` matches ("ether", "wlan", "bridge"...),
     from sysfs (this network namespace's); None when it cannot be told."""
