@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -22,7 +21,6 @@ class AddressWriter(Protocol):
     def apply_addresses(self, steps: Sequence[AddressChange]) -> list[BaseException | None]: ...
 
 
-@dataclass(frozen=True)
 class AddressStep(Step):
     kind: ClassVar[str] = "address"
     batchable: ClassVar[bool] = True

@@ -5,7 +5,6 @@ value of one that exists is DIRECTORY (its mode and owner are not managed)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value, persisted_note
@@ -21,7 +20,6 @@ class DirWriter(Protocol):
     def remove_dir(self, path: str) -> None: ...
 
 
-@dataclass(frozen=True)
 class DirStep(Step):
     """A directory dsrctl creates for its own file (a drop-in directory). Created in
     PERSIST before the files (``dir:`` sorts before ``file:``), removed in PRUNE after

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value, persisted_note
@@ -22,7 +21,6 @@ class FileWriter(Protocol):
     def remove_file(self, path: str) -> None: ...
 
 
-@dataclass(frozen=True)
 class FileStep(Step):
     kind: ClassVar[str] = "file"
 

@@ -5,7 +5,6 @@ spec no longer names them. The value is the port's encapsulation, "gue"."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -24,7 +23,6 @@ class FouWriter(Protocol):
     def remove_fou_port(self, port: int) -> None: ...
 
 
-@dataclass(frozen=True)
 class FouStep(Step):
     kind: ClassVar[str] = "fou"
 

@@ -9,7 +9,6 @@ dsrctl.linux.desired)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -32,7 +31,6 @@ class ModuleWriter(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class ModuleStep(Step):
     kind: ClassVar[str] = "module"
 

@@ -11,7 +11,6 @@ table as it was observed.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -27,7 +26,6 @@ class MssWriter(Protocol):
     def apply_mss(self, clamp: MssClamp | None) -> None: ...
 
 
-@dataclass(frozen=True)
 class MssStep(Step):
     kind: ClassVar[str] = "nft"
 

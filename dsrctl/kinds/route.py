@@ -7,7 +7,6 @@ removed in REMOVE_ADDRESSES before they are relaxed, exactly like single VIPs: w
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -23,7 +22,6 @@ class RouteWriter(Protocol):
     def apply_route(self, step: RouteChange) -> None: ...
 
 
-@dataclass(frozen=True)
 class RouteStep(Step):
     kind: ClassVar[str] = "route"
 

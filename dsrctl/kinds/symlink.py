@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value, persisted_note
@@ -21,7 +20,6 @@ class LinkWriter(Protocol):
     def remove_symlink(self, path: str) -> None: ...
 
 
-@dataclass(frozen=True)
 class SymlinkStep(Step):
     """A symbolic link, e.g. the ``*.wants/`` link that enables a boot unit (what
     ``systemctl enable`` creates). ``before``/``after`` are link targets; the inverse is

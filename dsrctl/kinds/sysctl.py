@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -17,7 +16,6 @@ class SysctlWriter(Protocol):
     def set_sysctl(self, key: str, value: SysctlValue) -> None: ...
 
 
-@dataclass(frozen=True)
 class SysctlStep(Step):
     kind: ClassVar[str] = "sysctl"
 

@@ -9,7 +9,6 @@ with its module when dsrctl unloads that."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from dsrctl.kinds.base import Desired, Plain, ResourceKind, Rich, Value
@@ -36,7 +35,6 @@ class TunnelWriter(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True)
 class TunnelStep(Step):
     kind: ClassVar[str] = "tunnel"
 
