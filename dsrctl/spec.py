@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
-from dsrctl.tunnels import TUNNEL_ON_WINDOWS, TunnelSpec, parse_tunnels
 from providers.linux.persist.backends import ALIASES, BACKENDS
 
 if TYPE_CHECKING:
+    from dsrctl.tunnels import TunnelSpec
     from dsrctl.windows.spec import WindowsSpec
 
 SPEC_VERSION = 1
@@ -248,9 +248,13 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         from dsrctl.windows.spec import parse_windows
 
         windows = parse_windows(root.table("windows"), [vip.address for vip in vips])
-    tunnels = parse_tunnels(root, interface_problem)
-    if tunnels and windows is not None:
-        raise SpecError(path, "tunnel[0].kind", tunnels[0].kind, TUNNEL_ON_WINDOWS)
+    tunnels: tuple[TunnelSpec, ...] = ()
+    if root.has("tunnel"):  # imported only then, like the [windows] table's parser
+        from dsrctl.tunnels import TUNNEL_ON_WINDOWS, parse_tunnels
+
+        tunnels = parse_tunnels(root, interface_problem)
+        if tunnels and windows is not None:
+            raise SpecError(path, "tunnel[0].kind", tunnels[0].kind, TUNNEL_ON_WINDOWS)
     root.finish()
     warnings = tuple(
         note

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from dsrctl.kinds.base import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX
 from dsrctl.kinds.route import route_state
-from dsrctl.linux.tunnels import add_tunnels
 from dsrctl.model import (
     AddressState,
     FileState,
@@ -96,7 +95,10 @@ def build_desired(
         | (persistence.resources() if persistence is not None else set())
         | (mss.resources() if mss is not None else set())
     )
-    desired.spec_resources |= add_tunnels(desired, spec)  # [[tunnel]]: dsrctl/linux/tunnels.py
+    if spec.tunnels:  # [[tunnel]]: dsrctl/linux/tunnels.py, imported only then
+        from dsrctl.linux.tunnels import add_tunnels
+
+        desired.spec_resources |= add_tunnels(desired, spec)
     _add_way_back(desired, ownership)
     if persistence is not None:
         for resource in [*map(file_id, desired.files), *map(symlink_id, desired.symlinks)]:
