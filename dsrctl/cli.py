@@ -22,6 +22,7 @@ from dsrctl.cli_app import (
     app,
     ask_yes,
     one_line,
+    only_the_command_given,
     print_json,
     root_options,
     run_command,
@@ -500,7 +501,10 @@ def main() -> None:
 
     if completion_requested():  # the shell asks for candidates (dsrctl completion)
         register_completion()
-    app(prog_name=PROG)
+        app(prog_name=PROG)
+        return
+    with only_the_command_given(sys.argv[1:]):
+        app(prog_name=PROG)
 
 
 def _usage_errors_exit_1() -> None:

@@ -7,14 +7,17 @@ never each other's internals, so the command modules stay free of import cycles.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.main import get_command_name
+from typer.models import CommandInfo
 
 from dsrctl import DEFAULT_SPEC_PATH, __version__
 from dsrctl.cli_shell import GlobalOptionsGroup
@@ -78,6 +81,42 @@ def main_options(
     ] = False,
 ) -> None:
     ctx.obj = Options(state_dir, debug, platform)
+
+
+# Global options whose value is the next word of the command line.
+_VALUED_OPTIONS = ("--state-dir", "--platform")
+
+
+@contextlib.contextmanager
+def only_the_command_given(argv: Sequence[str]) -> Iterator[None]:
+    """While inside, only the command the command line names is registered. typer builds
+    the click command of every registered command on every run (the parameters of each,
+    from its function's annotations, evaluated again each time): about 10 ms of plan and
+    drift, run from cron on every server (measured: benchmarks/README.md). No command word
+    (``dsrctl``, ``dsrctl --help``), an unknown one (click then lists the commands) or
+    --help before it: every command stays."""
+    registered = list(app.registered_commands)
+    words = iter(argv)
+    for word in words:
+        if word in ("--help", "-h", "--"):
+            break
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            named = [info for info in registered if _command_name(info) == word]
+            if named:
+                app.registered_commands[:] = named
+            break
+    try:
+        yield
+    finally:
+        app.registered_commands[:] = registered
+
+
+def _command_name(info: CommandInfo) -> str | None:
+    if info.name:
+        return info.name
+    return get_command_name(info.callback.__name__) if info.callback is not None else None
 
 
 def root_options(ctx: typer.Context) -> Options:
