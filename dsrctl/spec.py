@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import os
@@ -69,11 +70,13 @@ class Vip:
     def version(self) -> int:
         return self.address.version
 
-    @property
+    # Computed once per VIP (cached in the instance, outside the compared fields): a plan
+    # asks each VIP for both many times, and an address's text is costly to make.
+    @functools.cached_property
     def cidr(self) -> str:
         return f"{self.address.compressed}/{self.prefix}"
 
-    @property
+    @functools.cached_property
     def is_range(self) -> bool:
         """A prefix shorter than the address's length: a whole range served through one
         local route on the interface (AnyIP), not an address."""
