@@ -81,9 +81,9 @@ def test_before_apply_vip_traffic_fails(lab: GpeLab) -> None:
         assert VIP not in ns.addresses(), f"{role} already has the VIP"
     before = lab.counters(lab.balancer)
 
-    assert_all_fail(lab, [VIP] * 8)
+    assert_all_fail(lab, [VIP] * 16)
 
-    # Not a broken lab: the balancer encapsulated the SYNs to both servers (8 connections
+    # Not a broken lab: the balancer encapsulated the SYNs to both servers (16 connections
     # hashed over two next hops); they had nothing listening on UDP 4790.
     after = lab.counters(lab.balancer)
     for role in SERVERS:
