@@ -2,16 +2,18 @@
 
 Five namespaces (``dsrt-<pid>-<n>``, see tests/netns/namespaces.py), every link MTU 1500::
 
-    client 192.0.2.10 --c0-- router 192.0.2.1
-                             |  br0 (a bridge in the router): 198.18.2.1/24, 198.18.3.1/24
-                             +-- balancer 198.18.2.2/24   (one-armed: eth0 only)
-                             +-- srv1     198.18.3.11/24
-                             +-- srv2     198.18.3.12/24
+    client 192.0.2.10, 2001:db8:1::10 --c0-- router 192.0.2.1, 2001:db8:1::1
+                  |  br0 (a bridge in the router): 198.18.2.1/24, 198.18.3.1/24,
+                  |                                2001:db8:2::1/64, 2001:db8:3::1/64
+                  +-- balancer 198.18.2.2, 2001:db8:2::2    (one-armed: eth0 only)
+                  +-- srv1     198.18.3.11, 2001:db8:3::11
+                  +-- srv2     198.18.3.12, 2001:db8:3::12
 
 The servers sit in another subnet than the balancer (the point of tunnel mode); the router
-routes the VIP (198.18.4.10) and the range (198.18.5.0/24) to the balancer and everything
-else directly. The servers get nothing but an address and a default route: dsrctl does the
-rest (the VIP on lo, the decap device ``dsrgpe0``, rp_filter, the ARP keys, the MSS clamp).
+routes the VIPs (198.18.4.10, 2001:db8:4::10) and the range (198.18.5.0/24) to the
+balancer and everything else directly. The servers get nothing but addresses and default
+routes: dsrctl does the rest (the VIPs on lo, the decap device ``dsrgpe0``, rp_filter, the
+ARP keys, the MSS clamp).
 
 The balancer, on this kernel (vxlan only; no ipip, gre, fou or IPVS):
   * ``ip link add gpe0 type vxlan gpe external dstport 4790``: a collect-metadata
@@ -26,9 +28,18 @@ The balancer, on this kernel (vxlan only; no ipip, gre, fou or IPVS):
 
     The vxlan driver takes the outer destination from the route's metadata and the UDP
     port from the device (4790), and puts the inner IP packet behind a GPE header (next
-    protocol IPv4): IPv4 + UDP + VXLAN-GPE = 36 bytes. ``fib_multipath_hash_policy=1``
-    hashes the forwarded client packet's 5-tuple, so connections spread over both servers
-    and a connection stays on one. The /24 of the range gets the same route.
+    protocol IPv4 or IPv6): outer IPv4 + UDP + VXLAN-GPE = 36 bytes. The kernel refuses
+    such device-only next hops in an IPv6 multipath route ("Device only routes can not be
+    added for IPv6 using the multipath API"), so the IPv6 VIP uses nexthop objects
+    instead, with the same IPv4 outer header::
+
+        ip -6 nexthop add id 1 encap ip id 0 dst 198.18.3.11 dev gpe0   (id 2: srv2)
+        ip nexthop add id 10 group 1/2
+        ip -6 route add 2001:db8:4::10/128 nhid 10
+
+    ``fib_multipath_hash_policy=1`` (IPv4 and IPv6) hashes the forwarded client packet's
+    5-tuple, so connections spread over both servers and a connection stays on one. The
+    /24 of the range gets the same route as the IPv4 VIP.
   * The outer header's DF bit. The kernel fragments an outer packet without DF, and the
     server reassembles it: the MSS problem of tunnel mode would never show. Real
     balancers send the outer packet with DF (or drop what does not fit), but neither the
@@ -41,7 +52,7 @@ The balancer, on this kernel (vxlan only; no ipip, gre, fou or IPVS):
     length cannot tell, as the client's TSO super-packets cross the veths unsegmented
     and are only cut to size (and dropped) after postrouting.
 
-nftables counters (``table ip gpelab`` unless noted) make the paths observable:
+nftables counters (``table inet gpelab`` unless noted) make the paths observable:
   * balancer: ``vip_sourced`` (prerouting and output) and, in ``table netdev gpelab`` on
     eth0's ingress, ``vip_sourced_l2`` (every frame, whatever its destination MAC): a
     packet whose *source* is the VIP or in the range, i.e. a reply passing the balancer;
@@ -50,7 +61,7 @@ nftables counters (``table ip gpelab`` unless noted) make the paths observable:
   * router: ``reply_srv1``/``reply_srv2``: packets from the VIPs arriving on br0 with that
     server's MAC (the reply came straight from the server).
 
-Only documentation ranges are used: 192.0.2.0/24 and 198.18.0.0/15.
+Only documentation ranges are used: 192.0.2.0/24, 198.18.0.0/15 and 2001:db8::/32.
 """
 
 from __future__ import annotations
@@ -67,23 +78,31 @@ from pathlib import Path
 from tests.netns.namespaces import Netns, NetnsFactory, sh, write_spec
 
 VIP = "198.18.4.10"
+VIP6 = "2001:db8:4::10"
+VIPS = (VIP, VIP6)
 RANGE = "198.18.5.0/24"
 PORT = 8080
 MTU = 1500
-CLIENT = "192.0.2.10"
-ROUTER_CLIENT_SIDE = "192.0.2.1"
-ROUTER_BALANCER_SIDE = "198.18.2.1"
-ROUTER_SERVER_SIDE = "198.18.3.1"
-BALANCER = "198.18.2.2"
+CLIENT = ("192.0.2.10/24", "2001:db8:1::10/64")
+ROUTER_CLIENT_SIDE = ("192.0.2.1", "2001:db8:1::1")
+ROUTER_BALANCER_SIDE = ("198.18.2.1", "2001:db8:2::1")
+ROUTER_SERVER_SIDE = ("198.18.3.1", "2001:db8:3::1")
+BALANCER = ("198.18.2.2", "2001:db8:2::2")
 SERVERS = {"srv1": "198.18.3.11", "srv2": "198.18.3.12"}
+SERVERS6 = {"srv1": "2001:db8:3::11", "srv2": "2001:db8:3::12"}
 MACS = {"balancer": "02:00:00:00:02:02", "srv1": "02:00:00:00:03:11", "srv2": "02:00:00:00:03:12"}
 GPE_OVERHEAD = 20 + 8 + 8  # outer IPv4, UDP, VXLAN-GPE header
-CLAMP = MTU - GPE_OVERHEAD - 40  # 1424: the clamp dsrctl computes for IPv4
-UNCLAMPED = MTU - 40  # 1460: what the server advertises from its uplink's MTU
+# The MSS per VIP: dsrctl's clamp (1424, 1404), and what the server advertises without it
+# (from its uplink's MTU: 1460, 1440).
+CLAMP = {VIP: MTU - GPE_OVERHEAD - 40, VIP6: MTU - GPE_OVERHEAD - 60}
+UNCLAMPED = {VIP: MTU - 40, VIP6: MTU - 60}
 TABLE = "gpelab"
 
 # The spec of both servers: the VIP on lo and the decap side; the range is added later.
-SERVER_SPEC = f'version = 1\n[[vip]]\naddress = "{VIP}"\n[[tunnel]]\nkind = "vxlan-gpe"\n'
+SERVER_SPEC = (
+    f'version = 1\n[[vip]]\naddress = "{VIP}"\n[[vip]]\naddress = "{VIP6}"\n'
+    '[[tunnel]]\nkind = "vxlan-gpe"\n'
+)
 RANGE_VIP = f'[[vip]]\naddress = "{RANGE.split("/")[0]}"\nprefix = {RANGE.split("/")[1]}\n'
 
 # A tiny TCP server, one thread per connection: reads "<op> <size>\n"; "hi" answers its
@@ -92,9 +111,10 @@ RANGE_VIP = f'[[vip]]\naddress = "{RANGE.split("/")[0]}"\nprefix = {RANGE.split(
 _SERVER = """
 import socket, sys, threading
 name, port = sys.argv[1], int(sys.argv[2])
-listener = socket.socket()
+listener = socket.socket(socket.AF_INET6)
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("0.0.0.0", port))
+listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+listener.bind(("::", port))
 listener.listen(64)
 print("ready", flush=True)
 
@@ -126,8 +146,9 @@ while True:
 """
 
 # The client: the jobs (JSON: [{"address", "op", "size", "timeout"}]) all at once, one
-# thread each; prints a JSON list, in job order, of {"server", "bytes", "mss", "seconds"}
-# or {"error", "seconds"}. "bytes" is what the server read (up) or the client read (down).
+# thread each; prints a JSON list, in job order, of {"address", "server", "bytes", "mss",
+# "seconds"} or {"address", "error", "seconds"}. "bytes" is what the server read (up) or
+# the client read (down).
 _CLIENT = """
 import json, socket, sys, threading, time
 jobs = json.loads(sys.argv[2])
@@ -158,6 +179,7 @@ def one(number, job):
         results[number] = {"server": words[0], "bytes": got, "mss": mss}
     except OSError as exc:
         results[number] = {"error": f"{type(exc).__name__}: {exc}"}
+    results[number]["address"] = job["address"]
     results[number]["seconds"] = round(time.monotonic() - start, 3)
 
 threads = [threading.Thread(target=one, args=item) for item in enumerate(jobs)]
@@ -170,24 +192,27 @@ print(json.dumps(results))
 
 
 def _balancer_ruleset() -> str:
-    vips = f"{{ {VIP}, {RANGE} }}"
+    sourced = [
+        f'    ip saddr {{ {VIP}, {RANGE} }} counter name "NAME"',
+        f'    ip6 saddr {VIP6} counter name "NAME"',
+    ]
     encap = [
         f'    ip daddr {address} udp dport 4790 counter name "encap_{role}"'
         for role, address in SERVERS.items()
     ]
     return "\n".join(
         [
-            f"table ip {TABLE} {{",
+            f"table inet {TABLE} {{",
             "  counter vip_sourced { }",
             "  counter too_big { }",
             *(f"  counter encap_{role} {{ }}" for role in SERVERS),
             "  chain pre {",
             "    type filter hook prerouting priority -300; policy accept;",
-            f'    ip saddr {vips} counter name "vip_sourced"',
+            *(rule.replace("NAME", "vip_sourced") for rule in sourced),
             "  }",
             "  chain out {",
             "    type filter hook output priority 0; policy accept;",
-            f'    ip saddr {vips} counter name "vip_sourced"',
+            *(rule.replace("NAME", "vip_sourced") for rule in sourced),
             '    icmp type destination-unreachable icmp code frag-needed counter name "too_big"',
             "  }",
             "  chain post {",
@@ -200,7 +225,7 @@ def _balancer_ruleset() -> str:
             "  counter vip_sourced_l2 { }",
             "  chain ingress {",
             '    type filter hook ingress device "eth0" priority 0; policy accept;',
-            f'    ip saddr {vips} counter name "vip_sourced_l2"',
+            *(rule.replace("NAME", "vip_sourced_l2") for rule in sourced),
             "  }",
             "}",
             "",
@@ -209,14 +234,14 @@ def _balancer_ruleset() -> str:
 
 
 def _router_ruleset() -> str:
-    vips = f"{{ {VIP}, {RANGE} }}"
     replies = [
-        f'    iifname "br0" ip saddr {vips} ether saddr {MACS[role]} counter name "reply_{role}"'
+        f'    iifname "br0" {match} ether saddr {MACS[role]} counter name "reply_{role}"'
         for role in SERVERS
+        for match in (f"ip saddr {{ {VIP}, {RANGE} }}", f"ip6 saddr {VIP6}")
     ]
     return "\n".join(
         [
-            f"table ip {TABLE} {{",
+            f"table inet {TABLE} {{",
             *(f"  counter reply_{role} {{ }}" for role in SERVERS),
             "  chain pre {",
             "    type filter hook prerouting priority 0; policy accept;",
@@ -259,9 +284,14 @@ class GpeLab:
         jobs = [{"address": a, "op": "hi", "size": 0, "timeout": timeout} for a in addresses]
         return self.run_client(jobs)
 
-    def transfer(self, op: str, size: int, timeout: float = 3.0) -> dict[str, object]:
-        """One upload (``op="up"``) or download (``"down"``) of ``size`` bytes to the VIP."""
-        return self.run_client([{"address": VIP, "op": op, "size": size, "timeout": timeout}])[0]
+    def transfers(
+        self, size: int, timeout: float = 3.0
+    ) -> dict[tuple[str, str], dict[str, object]]:
+        """An upload (``"up"``) and a download (``"down"``) of ``size`` bytes to each VIP, all
+        at once: the result by (op, VIP)."""
+        keys = [(op, vip) for op in ("up", "down") for vip in VIPS]
+        jobs = [{"address": vip, "op": op, "size": size, "timeout": timeout} for op, vip in keys]
+        return dict(zip(keys, self.run_client(jobs), strict=True))
 
     def counters(self, ns: Netns) -> dict[str, int]:
         """The named counters of the lab's tables in a namespace, by name."""
@@ -339,34 +369,35 @@ def _build(factory: NetnsFactory) -> GpeLab:
 
     # client -- router
     _veth(client, "eth0", router, "c0")
-    client.run("ip", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
-    client.run("ip", "link", "set", "eth0", "up")
-    client.run("ip", "route", "add", "default", "via", ROUTER_CLIENT_SIDE)
+    _address(client, "eth0", *CLIENT)
+    _default_routes(client, ROUTER_CLIENT_SIDE)
     # The MSS the client sees (TCP_MAXSEG) is then exactly what the SYN-ACK advertised.
     client.set_sysctl("net.ipv4.tcp_timestamps", "0")
-    router.run("ip", "addr", "add", f"{ROUTER_CLIENT_SIDE}/24", "dev", "c0")
-    router.run("ip", "link", "set", "c0", "up")
+    _address(router, "c0", f"{ROUTER_CLIENT_SIDE[0]}/24", f"{ROUTER_CLIENT_SIDE[1]}/64")
 
     # the router's bridge: the balancer's and the servers' segment (two subnets)
     sh("ip", "-n", r, "link", "add", "br0", "mtu", str(MTU), "type", "bridge",
        "mcast_snooping", "0")  # fmt: skip
-    router.run("ip", "link", "set", "br0", "up")
-    router.run("ip", "addr", "add", f"{ROUTER_BALANCER_SIDE}/24", "dev", "br0")
-    router.run("ip", "addr", "add", f"{ROUTER_SERVER_SIDE}/24", "dev", "br0")
+    for side in (ROUTER_BALANCER_SIDE, ROUTER_SERVER_SIDE):
+        _address(router, "br0", f"{side[0]}/24", f"{side[1]}/64")
     router.set_sysctl("net.ipv4.ip_forward", "1")
+    router.set_sysctl("net.ipv6.conf.all.forwarding", "1")
     for role, ns in (("balancer", balancer), *servers.items()):
         _veth(router, f"p-{role}", ns, "eth0")
         router.run("ip", "link", "set", f"p-{role}", "master", "br0", "up")
-        ns.run("ip", "link", "set", "eth0", "address", MACS[role], "up")
-    router.run("ip", "route", "add", f"{VIP}/32", "via", BALANCER)
-    router.run("ip", "route", "add", RANGE, "via", BALANCER)
+        ns.run("ip", "link", "set", "eth0", "address", MACS[role])
+    router.run("ip", "route", "add", f"{VIP}/32", "via", BALANCER[0])
+    router.run("ip", "route", "add", RANGE, "via", BALANCER[0])
+    router.run("ip", "-6", "route", "add", f"{VIP6}/128", "via", BALANCER[1])
     sh("ip", "netns", "exec", r, "nft", "-f", "-", input=_router_ruleset())
 
     # the balancer: one arm, a VXLAN-GPE metadata device and encap multipath routes
-    balancer.run("ip", "addr", "add", f"{BALANCER}/24", "dev", "eth0")
-    balancer.run("ip", "route", "add", "default", "via", ROUTER_BALANCER_SIDE)
+    _address(balancer, "eth0", f"{BALANCER[0]}/24", f"{BALANCER[1]}/64")
+    _default_routes(balancer, ROUTER_BALANCER_SIDE)
+    for family in ("ipv4", "ipv6"):
+        balancer.set_sysctl(f"net.{family}.fib_multipath_hash_policy", "1")
     balancer.set_sysctl("net.ipv4.ip_forward", "1")
-    balancer.set_sysctl("net.ipv4.fib_multipath_hash_policy", "1")
+    balancer.set_sysctl("net.ipv6.conf.all.forwarding", "1")
     balancer.run("ip", "link", "add", "gpe0", "mtu", str(MTU), "type", "vxlan", "gpe",
                  "external", "dstport", "4790")  # fmt: skip
     balancer.run("ip", "link", "set", "gpe0", "up")
@@ -375,13 +406,31 @@ def _build(factory: NetnsFactory) -> GpeLab:
         hops += ["nexthop", "encap", "ip", "id", "0", "dst", address, "dev", "gpe0"]
     for prefix in (f"{VIP}/32", RANGE):
         balancer.run("ip", "route", "add", prefix, *hops)
+    for number, address in enumerate(SERVERS.values(), start=1):
+        balancer.run("ip", "-6", "nexthop", "add", "id", str(number), "encap", "ip", "id", "0",
+                     "dst", address, "dev", "gpe0")  # fmt: skip
+    balancer.run("ip", "nexthop", "add", "id", "10", "group", "1/2")
+    balancer.run("ip", "-6", "route", "add", f"{VIP6}/128", "nhid", "10")
     sh("ip", "netns", "exec", balancer.name, "nft", "-f", "-", input=_balancer_ruleset())
 
-    # the servers: an address and a default route, nothing else
+    # the servers: addresses and default routes, nothing else
     for role, ns in servers.items():
-        ns.run("ip", "addr", "add", f"{SERVERS[role]}/24", "dev", "eth0")
-        ns.run("ip", "route", "add", "default", "via", ROUTER_SERVER_SIDE)
+        _address(ns, "eth0", f"{SERVERS[role]}/24", f"{SERVERS6[role]}/64")
+        _default_routes(ns, ROUTER_SERVER_SIDE)
     return GpeLab(factory, client, router, balancer, servers)
+
+
+def _address(ns: Netns, device: str, ipv4: str, ipv6: str) -> None:
+    """Both addresses on a device (IPv6 without DAD, so usable at once), and the device up."""
+    ns.set_sysctl(f"net.ipv6.conf.{device}.accept_dad", "0")
+    ns.run("ip", "addr", "add", ipv4, "dev", device)
+    ns.run("ip", "addr", "add", ipv6, "dev", device, "nodad")
+    ns.run("ip", "link", "set", device, "up")
+
+
+def _default_routes(ns: Netns, gateways: tuple[str, str]) -> None:
+    ns.run("ip", "route", "add", "default", "via", gateways[0])
+    ns.run("ip", "-6", "route", "add", "default", "via", gateways[1])
 
 
 @contextlib.contextmanager

@@ -26,6 +26,8 @@ from tests.netns.gpe_lab import (
     SERVERS,
     UNCLAMPED,
     VIP,
+    VIP6,
+    VIPS,
     GpeLab,
     gpe_lab,
 )
@@ -56,13 +58,15 @@ def served(answers: list[dict[str, object]]) -> list[str]:
     return [str(a.get("server") or f"error: {a.get('error')}") for a in answers]
 
 
-def assert_reach_both(lab: GpeLab, count: int = 16) -> None:
-    """``count`` short requests to the VIP: every one answered, by both servers between
+def assert_reach_both(lab: GpeLab, vips: tuple[str, ...] = VIPS, count: int = 16) -> None:
+    """``count`` short requests to each VIP: every one answered, by both servers between
     them (the balancer hashes each connection's ports), each with the clamped MSS."""
-    answers = lab.requests([VIP] * count)
-    names = served(answers)
-    assert set(names) == BOTH, names
-    assert {a["mss"] for a in answers} == {CLAMP}, answers
+    answers = lab.requests([vip for vip in vips for _ in range(count)])
+    for vip in vips:
+        mine = [a for a in answers if a["address"] == vip]
+        names = served(mine)
+        assert set(names) == BOTH, (vip, names)
+        assert {a["mss"] for a in mine} == {CLAMP[vip]}, mine
 
 
 def assert_all_fail(lab: GpeLab, addresses: list[str]) -> None:
@@ -78,13 +82,13 @@ def balancer_saw_vip_sourced(lab: GpeLab) -> int:
 # -- 1 ------------------------------------------------------------------------------------
 def test_before_apply_vip_traffic_fails(lab: GpeLab) -> None:
     for role, ns in lab.servers.items():
-        assert VIP not in ns.addresses(), f"{role} already has the VIP"
+        assert VIP not in ns.addresses() and "2001:db8:4:" not in ns.addresses(), role
     before = lab.counters(lab.balancer)
 
-    assert_all_fail(lab, [VIP] * 16)
+    assert_all_fail(lab, [VIP] * 16 + [VIP6] * 16)
 
     # Not a broken lab: the balancer encapsulated the SYNs to both servers (16 connections
-    # hashed over two next hops); they had nothing listening on UDP 4790.
+    # per VIP hashed over two next hops); they had nothing listening on UDP 4790.
     after = lab.counters(lab.balancer)
     for role in SERVERS:
         assert after[f"encap_{role}"] > before[f"encap_{role}"], (role, before, after)
@@ -120,8 +124,9 @@ def lab_counters(lab: GpeLab) -> tuple[dict[str, int], dict[str, int]]:
 def test_strict_rp_filter_before_apply_still_works_after_it(applied: GpeLab) -> None:
     """Set to 1 before apply (the lab fixture): dsrctl puts ``all`` and ``dsrgpe0`` to 0
     (a new device inherits ``default``'s 1) and leaves the uplink strict. The contrast:
-    ``all`` back at 1 drops every decapsulated packet (the effective value is the maximum
-    of ``all`` and the device's), which is drift, and apply repairs it."""
+    ``all`` back at 1 drops every decapsulated IPv4 packet (the effective value is the
+    maximum of ``all`` and the device's), which is drift, and apply repairs it. IPv6 has
+    no rp_filter: its VIP keeps working meanwhile."""
     for role, ns in applied.servers.items():
         values = {
             scope: ns.sysctl(f"net.ipv4.conf.{scope}.rp_filter")
@@ -134,6 +139,7 @@ def test_strict_rp_filter_before_apply_still_works_after_it(applied: GpeLab) -> 
         ns.set_sysctl("net.ipv4.conf.all.rp_filter", "1")
     try:
         assert_all_fail(applied, [VIP] * 8)
+        assert_reach_both(applied, (VIP6,))
         for role in SERVERS:
             drift = applied.dsrctl(role, "drift")
             assert drift.returncode == 2, drift.stdout + drift.stderr
@@ -147,18 +153,17 @@ def test_strict_rp_filter_before_apply_still_works_after_it(applied: GpeLab) -> 
 # -- 4 ------------------------------------------------------------------------------------
 def test_a_200_kb_upload_and_download_succeed(applied: GpeLab) -> None:
     too_big = applied.counters(applied.balancer)["too_big"]
-    for op in ("up", "down"):
-        result = applied.transfer(op, SIZE)
+    for (op, vip), result in applied.transfers(SIZE).items():
         assert result.get("bytes") == SIZE, (op, result)
-        assert result["server"] in BOTH and result["mss"] == CLAMP, (op, result)
+        assert result["server"] in BOTH and result["mss"] == CLAMP[vip], (op, result)
     # With the clamp, not one encapsulated packet exceeds the balancer's MTU.
     assert applied.counters(applied.balancer)["too_big"] == too_big
 
 
 def test_without_the_mss_clamp_the_upload_fails(applied: GpeLab) -> None:
-    """The proof the clamp is needed: without dsrctl's table the server advertises 1460,
-    the client's full-size segments become 1536-byte encapsulated packets with DF, the
-    balancer drops them and the client never learns why (PMTUD has no path back)."""
+    """The proof the clamp is needed: without dsrctl's table the server advertises 1460
+    (1440), the client's full-size segments become 1536-byte encapsulated packets with DF,
+    the balancer drops them and the client never learns why (PMTUD has no path back)."""
     for ns in applied.servers.values():
         ns.run("nft", "delete", "table", "inet", "dsrctl")
     try:
@@ -168,18 +173,21 @@ def test_without_the_mss_clamp_the_upload_fails(applied: GpeLab) -> None:
             assert "DRIFT nft mss: expected IPv4 MSS 1424" in drift.stdout
         too_big = applied.counters(applied.balancer)["too_big"]
 
-        upload = applied.transfer("up", SIZE, timeout=2.0)
+        results = applied.transfers(SIZE, timeout=2.0)
 
-        assert "error" in upload and "timed out" in str(upload["error"]), upload
+        for vip in VIPS:
+            upload = results["up", vip]
+            assert "timed out" in str(upload.get("error")), upload
+            # The other direction never crosses the balancer: it still works.
+            download = results["down", vip]
+            assert download.get("bytes") == SIZE, download
+            assert download["mss"] == UNCLAMPED[vip], download
         assert applied.counters(applied.balancer)["too_big"] > too_big
-        # The other direction never crosses the balancer: it still works.
-        download = applied.transfer("down", SIZE)
-        assert download.get("bytes") == SIZE and download["mss"] == UNCLAMPED, download
     finally:
         for role in SERVERS:
             applied.apply(role)
-    upload = applied.transfer("up", SIZE)
-    assert upload.get("bytes") == SIZE and upload["mss"] == CLAMP, upload
+    for (op, vip), result in applied.transfers(SIZE).items():
+        assert result.get("bytes") == SIZE and result["mss"] == CLAMP[vip], (op, result)
 
 
 # -- 5 ------------------------------------------------------------------------------------
@@ -223,7 +231,7 @@ def test_deleting_the_decap_device_is_drift_and_apply_repairs_it(applied: GpeLab
             assert "DRIFT tunnel dsrgpe0: expected vxlan-gpe external, up, actual missing" in (
                 drift.stdout
             )
-        assert_all_fail(applied, [VIP] * 8)
+        assert_all_fail(applied, [VIP] * 8 + [VIP6] * 8)
     finally:
         for role in SERVERS:
             applied.apply(role)
@@ -251,7 +259,7 @@ def test_a_range_serves_any_address_and_stays_silent_on_arp(applied: GpeLab) -> 
     answers = applied.requests(picked * 4)
     names = served(answers)
     assert set(names) <= BOTH and len(names) == 12, (picked, names)
-    assert {a["mss"] for a in answers} == {CLAMP}, answers  # the clamp covers the range
+    assert {a["mss"] for a in answers} == {CLAMP[VIP]}, answers  # the clamp covers the range
     assert balancer_saw_vip_sourced(applied) == 0
     for address in picked:
         macs, output = applied.arping(address, count=2)
