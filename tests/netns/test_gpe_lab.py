@@ -58,9 +58,10 @@ def served(answers: list[dict[str, object]]) -> list[str]:
     return [str(a.get("server") or f"error: {a.get('error')}") for a in answers]
 
 
-def assert_reach_both(lab: GpeLab, vips: tuple[str, ...] = VIPS, count: int = 16) -> None:
-    """``count`` short requests to each VIP: every one answered, by both servers between
-    them (the balancer hashes each connection's ports), each with the clamped MSS."""
+def assert_reach_both(lab: GpeLab, vips: tuple[str, ...] = VIPS, count: int = 24) -> None:
+    """``count`` short requests to each VIP, all at once: every one answered, by both
+    servers between them (the balancer hashes each connection's ports: one server only
+    has a chance of 2**-23), each with the clamped MSS."""
     answers = lab.requests([vip for vip in vips for _ in range(count)])
     for vip in vips:
         mine = [a for a in answers if a["address"] == vip]
@@ -77,6 +78,10 @@ def assert_all_fail(lab: GpeLab, addresses: list[str]) -> None:
 def balancer_saw_vip_sourced(lab: GpeLab) -> int:
     seen = lab.counters(lab.balancer)
     return seen["vip_sourced"] + seen["vip_sourced_l2"]
+
+
+def lab_counters(lab: GpeLab) -> tuple[dict[str, int], dict[str, int]]:
+    return lab.counters(lab.balancer), lab.counters(lab.router)
 
 
 # -- 1 ------------------------------------------------------------------------------------
@@ -114,10 +119,6 @@ def test_replies_bypass_the_balancer(applied: GpeLab) -> None:
     for role in SERVERS:
         assert balancer_after[f"encap_{role}"] > balancer_before[f"encap_{role}"], role
         assert router_after[f"reply_{role}"] > router_before[f"reply_{role}"], role
-
-
-def lab_counters(lab: GpeLab) -> tuple[dict[str, int], dict[str, int]]:
-    return lab.counters(lab.balancer), lab.counters(lab.router)
 
 
 # -- 3 ------------------------------------------------------------------------------------
