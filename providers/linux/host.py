@@ -17,6 +17,7 @@ from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
@@ -317,6 +318,15 @@ class LinuxHost(Provider):
         from providers.linux.nft import find_nft
 
         return find_nft()
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]:
+        """The nftables ruleset (None: nft is not installed) and the iptables-legacy
+        tables of this namespace, whose rules nftables does not show."""
+        from providers.linux.firewall import legacy_tables, read_ruleset
+        from providers.linux.nft import find_nft
+
+        nft = find_nft()
+        return (read_ruleset(nft) if nft is not None else None), legacy_tables()
 
     # -- writing (called by steps) ------------------------------------------------------
     def apply_mss(self, clamp: MssClamp | None) -> None:
