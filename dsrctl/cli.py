@@ -419,6 +419,9 @@ def show(
             assert isinstance(provider, LinuxHost)
             tunnels = [r.partition(":")[2] for r in records if r.startswith("tunnel:")]
             report["effective"] = describe_effective(provider, root, tunnels)
+            from dsrctl.linux.ranges import describe_ranges
+
+            report["ranges"] = describe_ranges(provider.local_ranges(), records)
         from dsrctl.engine import state_notes
 
         report["dsrctl"] = {

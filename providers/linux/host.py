@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from providers.linux.firewall import Ruleset
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
+    from providers.linux.routes import LocalRange
     from providers.linux.uplinks import Uplink
 
 CAP_NET_ADMIN = 12
@@ -277,6 +278,13 @@ class LinuxHost(Provider):
         from providers.linux.persist.probe import default_route_devices
 
         return default_route_devices()
+
+    def local_ranges(self) -> list[LocalRange]:
+        """The local routes of table local wider than one address (AnyIP ranges, and the
+        kernel's own for an address such as 127.0.0.1/8), with who added each."""
+        from providers.linux.routes import read_local_ranges
+
+        return read_local_ranges()
 
     def decap_devices(self) -> tuple[str, ...]:
         """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
