@@ -107,8 +107,9 @@ def packet_of(tunnel: TunnelSpec, uplink: str | None) -> Packet:
 
 @dataclass(frozen=True)
 class Blocked:
-    """A base chain that drops a tunnel's packets, and why (``cause``: its policy, or the
-    handle of the rule that drops them)."""
+    """A base chain that drops a tunnel's packets, and why: its policy (``rule`` None), or
+    the rule that drops them (in the chain or one it jumps to; handles are unique in a
+    table)."""
 
     chain: Chain
     tunnel: TunnelSpec
