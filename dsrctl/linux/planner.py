@@ -23,6 +23,7 @@ from dsrctl.linux.effective import (
     computed,
     observed_keys,
 )
+from dsrctl.linux.firewall import firewall_warnings
 from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
@@ -33,6 +34,7 @@ from providers.linux.persist import Detection
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
@@ -54,6 +56,8 @@ class LinuxPlannerHost(Protocol):
     def uplink(self, version: int, name: str | None) -> Uplink | None: ...
 
     def nft_path(self) -> str | None: ...
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]: ...
 
     def uplinks(self) -> tuple[str, ...]: ...
 
@@ -83,9 +87,11 @@ def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> 
             sources = provider.boot_sysctl_sources(persist.root, keys)
             desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
+    firewall = firewall_warnings(spec, provider)  # nothing, and no nft run, without tunnels
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
+    facts = {**plan.facts, "firewall": firewall} if firewall else plan.facts
     return PlanResult(
-        plan=Plan(steps=plan.steps, notes=notes, facts=plan.facts),
+        plan=Plan(steps=plan.steps, notes=notes + tuple(firewall), facts=facts),
         spec_resources=set(desired.spec_resources),
         have_plain=have_plain,
         have_rich=have_rich,
