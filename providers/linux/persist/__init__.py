@@ -45,7 +45,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.model import AddressState, FileState, RouteState
+from providers.model import AddressState, FileState, RouteState, TunnelState
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,10 @@ class RenderRequest:
     # ranges dsrctl added that the spec no longer names (cidr)
     routes: tuple[RouteState, ...] = ()
     dropped_routes: frozenset[str] = frozenset()
+    # the [[tunnel]] decap devices (name, state) and GUE ports the backend renders itself
+    # (providers.linux.persist.decap: what is left goes to dsrctl-tunnels.service)
+    tunnels: tuple[tuple[str, TunnelState], ...] = ()
+    fou_ports: tuple[int, ...] = ()
 
 
 @dataclass
