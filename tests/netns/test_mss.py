@@ -11,7 +11,6 @@ can fail.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil

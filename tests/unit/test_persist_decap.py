@@ -11,6 +11,7 @@ fallback device, vxlan-gpe.
 from __future__ import annotations
 
 import tomllib
+
 import pytest
 
 from dsrctl.linux.persistence import Persistence, add_decap, build, decap_of, unit_part
@@ -117,7 +118,8 @@ def test_networkd_netdevs_and_networks_and_the_unit_for_vxlan_gpe() -> None:
     for name in names:
         golden(f"systemd-networkd/{name}", result.files[f"{directory}/{name}"].content)
     golden("systemd-networkd/dsrctl-tunnels.service", result.files[UNIT].content)
-    starts = [l for l in result.files[UNIT].content.decode().splitlines() if "ExecStart" in l]
+    text = result.files[UNIT].content.decode()
+    starts = [line for line in text.splitlines() if "ExecStart" in line]
     assert [s.split()[3] for s in starts] == ["dsrgpe0", "dsrgpe0"]
     assert result.symlinks == {LINK: UNIT}
     netdev = networkd.parse(result.files[f"{directory}/10-dsrctl-tunnel-dsrgre0.netdev"]

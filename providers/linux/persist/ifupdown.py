@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 
 from providers.linux.persist import (
     Detection,
-    decap,
     Rendered,
     RenderRequest,
+    decap,
     default_label,
     managed_header,
     no_check,

@@ -40,9 +40,9 @@ import fnmatch
 
 from providers.linux.persist import (
     Detection,
-    decap,
     Rendered,
     RenderRequest,
+    decap,
     default_label,
     managed_header,
     no_check,
