@@ -11,18 +11,16 @@ what loading them does not give back is rendered here or by the VIP backend:
 
 What each backend writes for them (docs/persistence/*.md):
 
-- ``systemd-networkd``: ``.netdev`` files (``[Tunnel] External=yes`` for ipip, gre,
-  ip6tnl, ip6gre; ``Kind=fou`` with ``[FooOverUDP] Encapsulation=GenericUDPEncapsulation``
-  for a GUE port) and a ``.network`` per device that brings it up without configuring
-  anything on it (:mod:`.networkd`). systemd-networkd 252 (Debian 12) has no
-  collect-metadata mode for VXLAN (``External=`` is a [Tunnel] key only), so a vxlan-gpe
-  device gets the unit below;
 - ``ifupdown``: an ``iface NAME inet manual`` stanza per device whose ``pre-up`` creates
-  it (:mod:`.ifupdown`);
-- NetworkManager (ip-tunnel profiles have no collect-metadata mode, no fou), netplan
-  (``tunnels:`` has neither), ifcfg (network-scripts have no such device type), the
-  ``systemd-unit`` backend and ``none``: ``dsrctl-tunnels.service``, a oneshot unit of
+  it unless it exists (:mod:`.ifupdown`);
+- every other backend, and ``none``: ``dsrctl-tunnels.service``, a oneshot unit of
   dsrctl's own with the very ``ip`` commands apply's netlink requests amount to.
+  NetworkManager's ip-tunnel profiles have no collect-metadata mode and no fou; netplan's
+  ``tunnels:`` have neither (nor VXLAN-GPE); the network-scripts (ifcfg) have no such
+  device type; systemd-networkd 252 (Debian 12) has ``[Tunnel] External=`` and
+  ``Kind=fou`` but no collect-metadata VXLAN, and its ``.netdev`` files were not proven to
+  bring the devices back on a distribution kernel (one VM run of networkd on them timed
+  out, undiagnosed), while the unit was (tests/vm/test_tunnel_reboot.py).
 
 The unit runs after systemd-modules-load.service (the modules, hence the fallback devices
 and the fou family, are there) and before network-pre.target (the decap side is ready

@@ -24,14 +24,11 @@ A VIP range is a ``[Route]`` section: ``Destination=``, ``Type=local``, ``Table=
 (networkd gives a local route scope host by itself).
 networkd starts after systemd-sysctl, so the ARP keys are in place before the VIPs.
 
-The [[tunnel]] decap side (providers.linux.persist.decap): a collect-metadata ipip, gre,
-ip6tnl or ip6gre device is a ``.netdev`` (``[Tunnel] External=yes``, which implies
-``Independent=``: no underlying link) and a fallback device (``tunl0``...) only a
-``.network``; each gets a ``.network`` that brings it up and configures nothing else
-(no link-local address, no router advertisements: apply adds nothing to it either). A
-GUE port is a ``Kind=fou`` ``.netdev`` (networkd adds the port through generic netlink).
-A vxlan-gpe device is left to dsrctl-tunnels.service: systemd-networkd 252 has no
-collect-metadata mode for VXLAN.
+The [[tunnel]] decap side is dsrctl-tunnels.service's on this backend too
+(providers.linux.persist.decap): networkd 252 (Debian 12) has no collect-metadata mode
+for VXLAN, and its ``.netdev`` files for the other kinds (``[Tunnel] External=yes``,
+``Kind=fou``) were not proven to bring the devices back on a distribution kernel (one VM
+run timed out, undiagnosed), while the unit was. networkd leaves alone a link that no .network file matches.
 """
 
 from __future__ import annotations
@@ -42,7 +39,6 @@ from providers.linux.persist import (
     Detection,
     Rendered,
     RenderRequest,
-    decap,
     default_label,
     managed_header,
     no_check,
@@ -225,46 +221,9 @@ def render(request: RenderRequest) -> Rendered:
         lines += ["", *route_section(route)]
     content = FileState(("\n".join(lines) + "\n").encode(), 0o644)
     if network is None:
-        return Rendered(files={own_network(interface): content, **decap_files(request)})
+        return Rendered(files={own_network(interface): content})
     directory = dropin_dir(network)
-    files = {f"{directory}/{DROPIN_NAME}": content, **decap_files(request)}
-    return Rendered(files=files, dirs=(directory,))
-
-
-# The decap kinds networkd creates or brings up itself (the others: the unit, see decap).
-NATIVE_KINDS = frozenset({"ipip", "gre", "ip6tnl", "ip6gre"})
-
-
-def decap_prefix(name: str) -> str:
-    return f"{DROPIN_DIR}/10-dsrctl-tunnel-{safe_name(name)}"
-
-
-def decap_files(request: RenderRequest) -> dict[str, FileState]:
-    """The .netdev and .network files of the tunnels and ports networkd handles."""
-    files = {}
-    header = decap.header(request.spec_path)
-    for name, state in request.tunnels:
-        if state.kind not in NATIVE_KINDS:
-            continue
-        if state.external:
-            lines = [*header, "", "[NetDev]", f"Name={safe_name(name)}", f"Kind={state.kind}"]
-            lines += ["", "[Tunnel]", "External=yes"]
-            if state.kind == "ip6tnl":
-                lines.append("Mode=ip6ip6")
-            files[f"{decap_prefix(name)}.netdev"] = _file(lines)
-        network = [*header, "", "[Match]", f"Name={safe_name(name)}", "", "[Link]"]
-        network += ["RequiredForOnline=no", "", "[Network]", "LinkLocalAddressing=no"]
-        network += ["IPv6AcceptRA=no", "ConfigureWithoutCarrier=yes"]
-        files[f"{decap_prefix(name)}.network"] = _file(network)
-    for port in request.fou_ports:
-        lines = [*header, "", "[NetDev]", f"Name=dsrfou{int(port)}", "Kind=fou", ""]
-        lines += ["[FooOverUDP]", "Encapsulation=GenericUDPEncapsulation", f"Port={int(port)}"]
-        files[f"{DROPIN_DIR}/10-dsrctl-fou-{int(port)}.netdev"] = _file(lines)
-    return files
-
-
-def _file(lines: list[str]) -> FileState:
-    return FileState(("\n".join(lines) + "\n").encode(), 0o644)
+    return Rendered(files={f"{directory}/{DROPIN_NAME}": content}, dirs=(directory,))
 
 
 # What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
