@@ -263,10 +263,12 @@ def add_decap(result: Persistence, spec: Spec, detection: Detection, rendered: R
         else:
             where = "this host" if detection.live else detection.root
             names = ", ".join([name for name, _ in tunnels] + [f"fou port {p}" for p in ports])
+            backend = "" if result.backend == "none" else f" ({result.backend} cannot)"
             result.notes.append(
                 f"the tunnels' decap side ({names}) does not come back after a reboot by "
-                f"itself: systemd does not boot {where} and {result.backend} cannot bring it "
-                "back; create the devices, set them up and add the fou ports at boot yourself"
+                f"itself: systemd does not boot {where}, so no dsrctl-tunnels.service brings "
+                f"it back{backend}; create the devices, set them up and add the fou ports "
+                "at boot yourself"
             )
     root = spec.linux.persist.root
     result.files = {under_root(root, path): state for path, state in rendered.files.items()}

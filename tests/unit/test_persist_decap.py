@@ -94,7 +94,12 @@ def test_without_systemd_nothing_is_written_and_the_plan_says_so() -> None:
     assert (result.files, result.symlinks) == ({}, {})
     (note,) = result.notes
     assert note.startswith("the tunnels' decap side (tunl0, dsrgre0, dsr6tnl0, ip6gre0, dsrgpe0,")
-    assert "fou port 19523" in note and "at boot yourself" in note
+    assert (
+        "fou port 19523) does not come back after a reboot by itself: systemd does not "
+        "boot /, so no dsrctl-tunnels.service brings it back; create the devices" in note
+    )
+    other = decap_files("networkmanager", systemd=False).notes[0]
+    assert "brings it back (networkmanager cannot); create" in other
 
 
 def test_networkd_backend_writes_the_unit_beside_its_dropin() -> None:
