@@ -191,3 +191,24 @@ def test_backends_without_external_devices_get_the_unit(
     rebooted.run("ip", "addr", "add", f"{VIP}/32", "dev", "lo", *label)
     udev_sysctls(rebooted, root)
     assert_in_sync(rebooted, spec)
+
+
+def test_dropping_the_tunnel_removes_the_unit_and_rollback_restores_it(
+    make_netns: NetnsFactory, tmp_path: Path
+) -> None:
+    root = systemd_root(tmp_path / "root")
+    server = make_netns("server")
+    with_uplink(server)
+    spec = write_spec(server, GPE + f'[linux.persist]\nroot = "{root}"\n')
+    assert server.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    unit = root / UNIT
+    link = root / "etc/systemd/system/multi-user.target.wants/dsrctl-tunnels.service"
+    written = unit.read_bytes()
+    spec.write_text(spec.read_text().replace('[[tunnel]]\nkind = "vxlan-gpe"\n', ""))
+    dropped = server.dsrctl("apply", "--auto-approve", str(spec))
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert "- file " + str(unit) in dropped.stdout
+    assert not unit.exists() and not link.is_symlink()
+    back = server.dsrctl("rollback", "--auto-approve")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert unit.read_bytes() == written and link.is_symlink() and gpe_up(server)
