@@ -25,12 +25,12 @@ from dsrctl.linux.effective import (
 )
 from dsrctl.linux.firewall import firewall_warnings
 from dsrctl.linux.mss import plan_mss
-from dsrctl.linux.persistence import Persistence, build
+from dsrctl.linux.persistence import Persistence, add_decap, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
-from providers.linux.persist import Detection
+from providers.linux.persist import Detection, Rendered
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
     if not persist.enabled or persist.addresses == "none":
         # No VIP files to write; those dsrctl wrote before go through the records.
         result = Persistence("none", running=provider.running_daemons())
+        if persist.enabled and spec.tunnels:  # the decap side still comes back at boot
+            detection = provider.detect_persistence(persist.root, spec.linux.interface)
+            add_decap(result, spec, detection, Rendered())
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
         result = build(
