@@ -23,15 +23,16 @@ from dsrctl.linux.effective import (
     computed,
     observed_keys,
 )
-from dsrctl.linux.persistence import Persistence, build
+from dsrctl.linux.persistence import Persistence, add_decap, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
-from providers.linux.persist import Detection
+from providers.linux.persist import Detection, Rendered
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplinks
 
@@ -51,6 +52,8 @@ class LinuxPlannerHost(Protocol):
     ) -> list[str]: ...
 
     def uplinks(self) -> Uplinks: ...
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]: ...
 
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
 
@@ -84,9 +87,15 @@ def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> 
             sources = provider.boot_sysctl_sources(persist.root, keys)
             desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
+    firewall: list[str] = []
+    if spec.tunnels:  # the firewall warning's module too is loaded only then
+        from dsrctl.linux.firewall import firewall_warnings
+
+        firewall = firewall_warnings(spec, provider, found)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
+    facts = {**plan.facts, "firewall": firewall} if firewall else plan.facts
     return PlanResult(
-        plan=Plan(steps=plan.steps, notes=notes, facts=plan.facts),
+        plan=Plan(steps=plan.steps, notes=notes + tuple(firewall), facts=facts),
         spec_resources=set(desired.spec_resources),
         have_plain=have_plain,
         have_rich=have_rich,
@@ -99,6 +108,9 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
     if not persist.enabled or persist.addresses == "none":
         # No VIP files to write; those dsrctl wrote before go through the records.
         result = Persistence("none", running=provider.running_daemons())
+        if persist.enabled and spec.tunnels:  # the decap side still comes back at boot
+            detection = provider.detect_persistence(persist.root, spec.linux.interface)
+            add_decap(result, spec, detection, Rendered())
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
         result = build(

@@ -17,8 +17,10 @@ from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
+    from providers.linux.routes import LocalRange
     from providers.linux.uplinks import Uplinks
 
 CAP_NET_ADMIN = 12
@@ -277,6 +279,13 @@ class LinuxHost(Provider):
 
         return read_uplinks()
 
+    def local_ranges(self) -> list[LocalRange]:
+        """The local routes of table local wider than one address (AnyIP ranges, and the
+        kernel's own for an address such as 127.0.0.1/8), with who added each."""
+        from providers.linux.routes import read_local_ranges
+
+        return read_local_ranges()
+
     def decap_devices(self) -> tuple[str, ...]:
         """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
         decapsulate (`show`)."""
@@ -310,6 +319,15 @@ class LinuxHost(Provider):
         from providers.linux.nft import find_nft
 
         return find_nft()
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]:
+        """The nftables ruleset (None: nft is not installed) and the iptables-legacy
+        tables of this namespace, whose rules nftables does not show."""
+        from providers.linux.firewall import legacy_tables, read_ruleset
+        from providers.linux.nft import find_nft
+
+        nft = find_nft()
+        return (read_ruleset(nft) if nft is not None else None), legacy_tables()
 
     # -- writing (called by steps) ------------------------------------------------------
     def apply_mss(self, clamp: MssClamp | None) -> None:

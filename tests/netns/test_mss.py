@@ -11,7 +11,6 @@ can fail.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.netns.namespaces import Netns, NetnsFactory, sh, write_spec
+from tests.netns.reboot import assert_in_sync, replay_unit, udev_sysctls
 from tests.persist_roots import systemd_root
 
 VIP4, VIP6 = "198.18.5.10", "2001:db8:5::10"
@@ -226,21 +226,18 @@ def test_the_clamp_comes_back_after_a_reboot(make_netns: NetnsFactory, tmp_path:
     # -e: a key of a device that is not there yet is skipped, as systemd-sysctl does
     # (ENOENT is ignored; udev applies the device's keys when it appears).
     rebooted.run("sysctl", "-e", "-q", "-p", str(root / "etc/sysctl.d/90-dsrctl.conf"))
-    # Every unit of dsrctl's that the boot starts (the VIPs', the clamp's, and any other).
+    # Every unit of dsrctl's that the boot starts (the VIPs', the clamp's, the tunnels').
     wanted = sorted((units / "multi-user.target.wants").glob("dsrctl-*.service"))
-    assert {unit.name for unit in wanted} >= {"dsrctl-mss.service", "dsrctl-vips.service"}
+    assert {unit.name for unit in wanted} >= {
+        "dsrctl-mss.service",
+        "dsrctl-vips.service",
+        "dsrctl-tunnels.service",
+    }
     for unit_link in wanted:
-        for line in (units / unit_link.name).read_text().splitlines():
-            if line.startswith("ExecStart="):
-                words = shlex.split(line.removeprefix("ExecStart="))
-                rebooted.run(*[f"{root}{w}" if w.startswith("/etc/") else w for w in words])
-    # Not yet persisted (issue 11, open): the vxlan-gpe decap device itself, hence its
-    # rp_filter key. Everything else, the clamp included, is back.
-    drift = rebooted.dsrctl("drift", "--json", str(spec))
-    assert drift.returncode == 2, drift.stderr
-    assert sorted(item["resource"] for item in json.loads(drift.stdout)["drift"]) == [
-        "sysctl:net.ipv4.conf.dsrgpe0.rp_filter",
-        "tunnel:dsrgpe0",
-    ]
+        replay_unit(rebooted, units / unit_link.name, root)
+    # udev (99-systemd.rules) runs systemd-sysctl for a device's keys when it appears:
+    # the decap device's rp_filter key, skipped above, now applies.
+    udev_sysctls(rebooted, root)
+    assert_in_sync(rebooted, spec)
     with listening(rebooted):
         assert mss(client) == CLAMPED

@@ -20,6 +20,7 @@ from dsrctl.linux.effective import (
 from dsrctl.linux.planner import plan_linux
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
+from providers.linux.firewall import Ruleset
 from providers.linux.persist import Detection
 from providers.linux.persist.sysctl_conflicts import Assignment
 from providers.linux.uplinks import Uplink, Uplinks
@@ -173,6 +174,9 @@ class FakeHost:
     def uplinks(self) -> Uplinks:
         devices = tuple(Uplink(name, 1500) for name in self._uplinks)
         return Uplinks({4: devices}, {name: 1500 for name in self._uplinks})
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]:
+        return Ruleset(), ()
 
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
         raise AssertionError("persistence is disabled: no sysctl.d files to read")

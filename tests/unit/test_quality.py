@@ -47,7 +47,8 @@ def test_cli_import_stays_light() -> None:
 
 
 # What plan and drift of a spec without [[tunnel]] and without VIP ranges never need: the
-# tunnel, nftables and route providers, the clamp's arithmetic, the [[tunnel]] parser,
+# tunnel, nftables, firewall and route providers, the clamp's arithmetic and the firewall
+# warning, the [[tunnel]] parser,
 # Windows code and the heavy libraries. (providers.linux.uplinks and dsrctl.linux.effective
 # are needed by every plan: the uplinks' ARP values are judged for every spec.)
 NOT_WITHOUT_TUNNELS = {
@@ -57,6 +58,8 @@ NOT_WITHOUT_TUNNELS = {
     "providers.linux.nft",
     "providers.linux.routes",
     "providers.linux.persist.mss_unit",
+    "providers.linux.firewall",
+    "dsrctl.linux.firewall",
     "dsrctl.linux.mss",
     "dsrctl.linux.tunnels",
     "dsrctl.tunnels",
