@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from dsrctl.errors import REPORTED, DsrctlError
 from providers import safefile
 from state.errors import LockError
-from state.lock import ApplyLock
 from state.pending import Pending, clear_pending, read_pending, write_pending
 from state.statedir import StateDir, open_state_file
+
+if TYPE_CHECKING:
+    from state.lock import ApplyLock  # imported where locked: drift's pending_note needs none
 
 POLL_SECONDS = 0.25
 LOCK_REPORT_SECONDS = 60.0
@@ -179,6 +182,8 @@ def _wait_for_lock(state: StateDir, txn: str, command: str) -> ApplyLock | None:
     """The lock, waited for as long as it takes (an operator's rollback prompt, say, or the
     apply that armed the watchdog): giving up would leave an unconfirmed change in place.
     None if the apply was confirmed or rolled back meanwhile."""
+    from state.lock import ApplyLock
+
     next_report = time.monotonic()
     while True:
         lock = ApplyLock(state.lock_file, command, safefile)

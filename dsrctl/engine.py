@@ -32,14 +32,12 @@ from dsrctl.progress import NO_PROGRESS, Progress
 from dsrctl.spec import Spec, load_spec
 from providers import safefile
 from providers.base import Provider
-from state.inflight import clear_inflight, mark_inflight
-from state.journal import Journal, append_record
-from state.lock import ApplyLock
 from state.ownership import Ownership
 from state.statedir import StateDir
 
 if TYPE_CHECKING:
     from state.inflight import Inflight
+    from state.journal import Journal
     from state.pending import Pending
 
 
@@ -183,6 +181,12 @@ def apply(
 
     ctx.provider.check_privileges(action)
     ctx.state_dir.ensure()
+    # The journal, the lock and the in-flight marker are imported by what writes: plan and
+    # drift, run from cron on every server, load none of them.
+    from state.inflight import clear_inflight
+    from state.journal import append_record
+    from state.lock import ApplyLock
+
     with ApplyLock(ctx.state_dir.lock_file, command, safefile) as lock:
         notes = [lock.recovered] if lock.recovered else []
         notes += journal_problems(ctx.state_dir)
@@ -287,6 +291,9 @@ def _run_apply(
         staged = after.stage(ctx.state_dir.ownership_file, safefile)
     except REPORTED as exc:
         raise nothing_changed(exc) from None
+    from state.inflight import clear_inflight, mark_inflight
+    from state.journal import Journal
+
     journal = Journal(ctx.state_dir.journal_file, safefile)
     try:
         txn = journal.begin(
@@ -381,6 +388,7 @@ def _extend_revert(ctx: Context, pending: Pending, seconds: float, notes: list[s
     """The operator's window starts when the apply has finished: move the deadline."""
     import dataclasses
 
+    from state.journal import append_record
     from state.pending import write_pending
 
     extended = dataclasses.replace(pending, deadline=time.time() + seconds)
@@ -397,6 +405,7 @@ def _forget_run(ctx: Context, txn: str, keep_pending: bool = False) -> None:
     """Remove the markers of a run that ended (best effort: unlinking needs no space)."""
     import contextlib
 
+    from state.inflight import clear_inflight
     from state.pending import clear_pending
 
     with contextlib.suppress(OSError, DsrctlError, ProviderError, StateError):
@@ -452,6 +461,7 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
     import tomllib
 
     from dsrctl.spec import parse_spec
+    from state.lock import ApplyLock
 
     spec = parse_spec(tomllib.loads(text), spec_path)
     check_spec(spec, provider)
@@ -482,6 +492,9 @@ def _log(message: str, severity: str = "notice") -> None:
 
 
 def _supersede(ctx: Context, by: str, dead: str) -> None:
+    from state.inflight import clear_inflight
+    from state.journal import append_record
+
     append_record(ctx.state_dir, by, "superseded", target=dead)
 
     clear_inflight(ctx.state_dir, dead)

@@ -4,11 +4,14 @@ it. The in-flight marker itself is state (state/inflight.py)."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from state.inflight import Inflight, read_inflight
-from state.journal import Transaction, transactions
 from state.ownership import Ownership
 from state.statedir import StateDir
+
+if TYPE_CHECKING:
+    from state.journal import Transaction
 
 
 def current_user() -> str:
@@ -51,6 +54,8 @@ def unfinished_note(state: StateDir) -> str | None:
 
 
 def find_transaction(state: StateDir, txn: str) -> Transaction | None:
+    from state.journal import transactions  # not needed by plan and drift
+
     return next((t for t in transactions(state.journal_file) if t.txn == txn), None)
 
 

@@ -1,11 +1,8 @@
-"""The state directory: ownership records, the write-ahead journal and the apply lock.
+"""The state directory: ownership records (state.ownership), the write-ahead journal
+(state.journal), the apply lock (state.lock), the in-flight and pending-confirmation
+markers, and the directory itself (state.statedir).
 
-It imports nothing from dsrctl or providers; its errors are its own (state.errors).
+It imports nothing from dsrctl or providers; its errors are its own (state.errors). The
+package imports none of its modules: plan and drift, run from cron on every server, read
+the ownership records and the markers and never load the journal or the lock.
 """
-
-from state.journal import Journal
-from state.lock import ApplyLock
-from state.ownership import Ownership, OwnershipRecord
-from state.statedir import StateDir
-
-__all__ = ["ApplyLock", "Journal", "Ownership", "OwnershipRecord", "StateDir"]
