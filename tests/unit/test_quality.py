@@ -107,6 +107,8 @@ def test_plan_and_drift_without_tunnels_import_no_tunnel_code(tmp_path: Path) ->
             assert {"dsrctl.linux.planner", "providers.linux.uplinks"} <= found, command
             assert found & NOT_WITHOUT_TUNNELS == set(), command
             assert not [m for m in found if m.startswith("dsrctl.windows")], command
+            # They write nothing: the journal and the apply lock stay unloaded too.
+            assert not found & {"state.journal", "state.lock"}, command
         # The same measurement sees a module imported inside a function when it is needed.
         ranged = write_spec(
             netns, 'version = 1\n[[vip]]\naddress = "198.18.8.0"\nprefix = 24\n', "r.toml"
