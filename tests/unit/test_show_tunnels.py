@@ -88,12 +88,17 @@ def test_devices_ports_modules_and_clamp_as_data() -> None:
             "created_by_dsrctl": False,
         },
     ]
-    assert data["fou_ports"] == [
-        {"port": 5555, "type": "direct", "on_host": True, "managed": False, "created_by_dsrctl": False},
-        {"port": 6080, "type": None, "on_host": False, "managed": True, "created_by_dsrctl": True},
-        {"port": 19523, "type": "gue", "on_host": True, "managed": True, "created_by_dsrctl": True},
-    ]  # fmt: skip
-    assert [(m["name"], m["loaded"], m["managed"], m["loaded_by_dsrctl"]) for m in data["modules"]] == [
+    ports = [tuple(port.values()) for port in data["fou_ports"]]
+    assert list(data["fou_ports"][0]) == ["port", "type", "on_host", "managed", "created_by_dsrctl"]
+    assert ports == [
+        (5555, "direct", True, False, False),
+        (6080, None, False, True, True),
+        (19523, "gue", True, True, True),
+    ]
+    modules = [
+        (m["name"], m["loaded"], m["managed"], m["loaded_by_dsrctl"]) for m in data["modules"]
+    ]
+    assert modules == [
         ("fou", True, True, True),
         ("ip6_tunnel", False, True, True),  # the record says ip6-tunnel: the same module
         ("ip_gre", True, False, False),
