@@ -5,9 +5,14 @@ side to show."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from dsrctl.render import Output
+
+class Lines(Protocol):
+    """Where the lines go: dsrctl.render.Output (not imported: render imports this)."""
+
+    def line(self, text: str = "", style: str | None = None) -> None: ...
+
 
 HEADING = (
     "Tunnel mode (decap devices, fou ports, kernel modules, MSS clamp) on the host and in "
@@ -43,7 +48,7 @@ def module_text(entry: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def render_tunnels(out: Output, report: dict[str, Any]) -> None:
+def render_tunnels(out: Lines, report: dict[str, Any]) -> None:
     out.line(HEADING, "bold")
     if report["devices"]:
         out.line("  decap devices:")
@@ -70,7 +75,7 @@ def render_tunnels(out: Output, report: dict[str, Any]) -> None:
     render_clamp(out, report["mss"])
 
 
-def render_clamp(out: Output, mss: dict[str, Any]) -> None:
+def render_clamp(out: Lines, mss: dict[str, Any]) -> None:
     if mss["on_host"] is None:
         out.line(f"  {MSS_TABLE}: {mss['note']}; {managed_text(mss)}", "yellow")
         return
