@@ -319,6 +319,7 @@ def drift(
                     context,
                     lambda planned: True,
                     command="dsrctl drift --fix",
+                    action="drift --fix",
                     progress=for_terminal(as_json or nagios),
                 )
                 run.fixed = True

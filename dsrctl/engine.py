@@ -141,13 +141,15 @@ def apply(
     saved_path: str = "",
     confirm_timeout: float | None = None,
     progress: Progress = NO_PROGRESS,
+    action: str = "apply",
 ) -> ApplyOutcome:
     """Apply the spec (or a saved plan of it) under the lock; roll back on any failure.
-    ``progress`` follows the steps once the operator said yes (dsrctl.progress)."""
+    ``progress`` follows the steps once the operator said yes (dsrctl.progress);
+    ``command`` is what the journal records, ``action`` what a refusal names."""
     from dsrctl import recovery
     from dsrctl.confirm import pending_note
 
-    ctx.provider.check_privileges()
+    ctx.provider.check_privileges(action)
     ctx.state_dir.ensure()
     with ApplyLock(ctx.state_dir.lock_file, command, safefile) as lock:
         notes = [lock.recovered] if lock.recovered else []
@@ -421,7 +423,8 @@ def adopt_spec(text: str, spec_path: str, state_dir: str, provider: Provider, co
 
     spec = parse_spec(tomllib.loads(text), spec_path)
     check_spec(spec, provider)
-    provider.check_privileges()
+    # Adopting writes only the ownership records: what it needs is the state directory
+    # (a non-root user gets the --state-dir line), not CAP_NET_ADMIN.
     state = StateDir(state_dir, safefile)
     state.ensure()
     with ApplyLock(state.lock_file, command, safefile):

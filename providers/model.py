@@ -159,6 +159,70 @@ class ModuleState:
 
 
 @dataclass(frozen=True)
+class ClampRule:
+    """SYN-ACKs from ``sources`` (networks, canonical: collapsed, sorted) leave with an
+    MSS of at most ``mss``."""
+
+    mss: int
+    sources: tuple[str, ...]
+
+    def plain(self) -> dict[str, Any]:
+        return {"mss": self.mss, "sources": list(self.sources)}
+
+
+@dataclass(frozen=True)
+class MssClamp:
+    """dsrctl's nftables table (``table inet dsrctl``): one clamp per IP version, and
+    whatever else someone put in the table (``other``: each as nft's JSON, sorted)."""
+
+    ipv4: ClampRule | None = None
+    ipv6: ClampRule | None = None
+    other: tuple[str, ...] = ()
+
+    def plain(self) -> dict[str, Any]:
+        """What the diff compares: ``{"ipv4": {"mss": N, "sources": [...]}, "ipv6": ...}``."""
+        data: dict[str, Any] = {
+            name: rule.plain()
+            for name, rule in (("ipv4", self.ipv4), ("ipv6", self.ipv6))
+            if rule is not None
+        }
+        if self.other:
+            data["other"] = list(self.other)
+        return data
+
+    to_record = plain
+
+    @classmethod
+    def from_record(cls, record: Any) -> MssClamp:
+        """The inverse of to_record(); ValueError for a record of the wrong shape."""
+        if not isinstance(record, dict) or set(record) - {"ipv4", "ipv6", "other"}:
+            raise ValueError(f"not an MSS clamp record: {record!r}")
+
+        def rule(value: Any) -> ClampRule | None:
+            if value is None:
+                return None
+            mss, sources = value["mss"], value["sources"]
+            if isinstance(mss, bool) or not isinstance(mss, int) or not isinstance(sources, list):
+                raise ValueError(f"not an MSS clamp rule: {value!r}")
+            return ClampRule(mss, tuple(str(source) for source in sources))
+
+        other = record.get("other", [])
+        if not isinstance(other, list):
+            raise ValueError(f"not an MSS clamp record: {record!r}")
+        return cls(rule(record.get("ipv4")), rule(record.get("ipv6")), tuple(map(str, other)))
+
+    def __str__(self) -> str:
+        parts = [
+            f"IPv{version} MSS {rule.mss} for {', '.join(rule.sources)}"
+            for version, rule in ((4, self.ipv4), (6, self.ipv6))
+            if rule is not None
+        ]
+        if self.other:
+            parts.append(f"{len(self.other)} other item(s) dsrctl did not write")
+        return "; ".join(parts) or "empty"
+
+
+@dataclass(frozen=True)
 class ReadScope:
     """What a provider must read: only the resources the spec and the records name."""
 
@@ -174,6 +238,7 @@ class ReadScope:
     modules: tuple[str, ...] = ()  # kernel modules ([[tunnel]])
     tunnels: tuple[str, ...] = ()  # decap device names
     fou_ports: tuple[int, ...] = ()  # fou/GUE receive ports
+    mss: bool = False  # read dsrctl's nftables table (the MSS clamp of tunnel mode)
 
 
 @dataclass
@@ -191,6 +256,7 @@ class HostState:
     modules: dict[str, ModuleState] = field(default_factory=dict)  # every module in scope
     tunnels: dict[str, TunnelState] = field(default_factory=dict)  # those that exist
     fou_ports: dict[int, str] = field(default_factory=dict)  # IPv4 port -> "gue"/"direct"
+    mss: MssClamp | None = None  # dsrctl's nftables table; None: absent (or not read)
 
 
 # The value of an existing directory resource (its mode and owner are not managed).

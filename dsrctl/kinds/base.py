@@ -11,14 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dsrctl.model import AddressState, FileState, HostState, ReadScope, SysctlValue, TunnelState
+from dsrctl.model import (
+    AddressState,
+    FileState,
+    HostState,
+    MssClamp,
+    ReadScope,
+    SysctlValue,
+    TunnelState,
+)
 from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value), a decap device; a module's
-# LOADED and a fou port's type are strings too.
-Value = SysctlValue | AddressState | FileState | TunnelState
+# (the last two are strings, like a string sysctl value), a decap device, or dsrctl's
+# nftables table; a module's LOADED and a fou port's type are strings too.
+Value = SysctlValue | AddressState | FileState | TunnelState | MssClamp
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -52,6 +60,9 @@ class Desired:
     tunnels: dict[str, TunnelState | None] = field(default_factory=dict)
     # fou port -> "gue", or None: remove it (dsrctl added it)
     fou_ports: dict[int, str | None] = field(default_factory=dict)
+    # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
+    # created it); only "mss" (dsrctl/kinds/mss.py)
+    mss: dict[str, MssClamp | None] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

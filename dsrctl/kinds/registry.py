@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.kinds import address, directory, file, fou, module, symlink, sysctl, tunnel
+from dsrctl.kinds import address, directory, file, fou, module, mss, symlink, sysctl, tunnel
 from dsrctl.kinds.base import ResourceKind
 from dsrctl.steps import Phase, Step
 
@@ -26,6 +26,7 @@ LINUX: tuple[ResourceKind, ...] = (
     file.KIND,
     symlink.KIND,
     directory.KIND,
+    mss.KIND,
 )
 BY_NAME: dict[str, ResourceKind] = {kind.name: kind for kind in LINUX}
 

@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from dsrctl.errors import SpecError
+from dsrctl.linux.mss import check_mss
 from providers.linux.sysctl_keys import split_key
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
             )
     check_tunnels(spec, host)
     check_persistence(spec, host)
+    check_mss(spec, host)
 
 
 def check_tunnels(spec: Spec, host: LinuxHost) -> None:

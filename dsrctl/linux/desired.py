@@ -33,6 +33,7 @@ from dsrctl.spec import Spec
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from dsrctl.linux.mss import MssPlan
     from dsrctl.linux.persistence import Persistence
 
 __all__ = [
@@ -51,10 +52,14 @@ SYSCTL_FILE_MODE = 0o644
 
 
 def build_desired(
-    spec: Spec, ownership: Ownership, persistence: Persistence | None = None
+    spec: Spec,
+    ownership: Ownership,
+    persistence: Persistence | None = None,
+    mss: MssPlan | None = None,
 ) -> Desired:
     """``persistence``: what the VIP persistence backend wants on disk (dsrctl.linux.persistence);
-    without it, only the sysctl file is persisted."""
+    without it, only the sysctl file is persisted. ``mss``: the MSS clamp of the spec's
+    tunnels and its files (dsrctl.linux.mss)."""
     from dsrctl.linux.effective import tunnel_notes, tunnel_sysctls
 
     desired = Desired()
@@ -73,11 +78,14 @@ def build_desired(
         desired.symlinks.update(persistence.symlinks)
         desired.dirs.update(persistence.dirs)
         desired.notes += persistence.notes
+    if mss is not None:
+        mss.add_to(desired)
     desired.spec_resources = (
         {sysctl_id(key) for key in desired.sysctls}
         | {address_id(linux.interface, cidr) for cidr in desired.addresses[linux.interface]}
         | {file_id(path) for path in desired.files}
         | (persistence.resources() if persistence is not None else set())
+        | (mss.resources() if mss is not None else set())
     )
     desired.spec_resources |= add_tunnels(desired, spec)  # [[tunnel]]: dsrctl/linux/tunnels.py
     _add_way_back(desired, ownership)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import (
@@ -15,6 +15,7 @@ from dsrctl.linux.desired import (
     vip_states,
 )
 from dsrctl.linux.effective import Computed, computed, observed_keys
+from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
@@ -22,6 +23,9 @@ from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
 from providers.linux.persist import Detection
 from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from providers.linux.uplinks import Uplink
 
 
 class LinuxPlannerHost(Protocol):
@@ -40,9 +44,14 @@ class LinuxPlannerHost(Protocol):
 
     def uplinks(self) -> tuple[str, ...]: ...
 
+    def uplink(self, version: int, name: str | None) -> Uplink | None: ...
+
+    def nft_path(self) -> str | None: ...
+
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
-    desired = build_desired(spec, ownership, persistence_for(spec, provider, ownership))
+    persistence = persistence_for(spec, provider, ownership)
+    desired = build_desired(spec, ownership, persistence, plan_mss(spec, provider))
     uplinks = provider.uplinks()
     scope = read_scope(spec, desired, ownership)
     scope = dataclasses.replace(scope, observed_sysctls=tuple(observed_keys(spec, uplinks)))

@@ -12,12 +12,13 @@ from providers.linux import files
 from providers.linux.changes import is_address
 from providers.linux.sysctl import SysctlTree
 from providers.linux.sysctl_keys import split_key
-from providers.model import FileState, HostState, ReadScope, SysctlValue, TunnelState
+from providers.model import FileState, HostState, MssClamp, ReadScope, SysctlValue, TunnelState
 from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange
     from providers.linux.persist import Detection
+    from providers.linux.uplinks import Uplink
 
 CAP_NET_ADMIN = 12
 CAP_DAC_OVERRIDE = 1
@@ -114,6 +115,10 @@ class LinuxHost(Provider):
         state.dirs = {path: files.read_dir(path) for path in scope.dirs}
         if scope.modules or scope.tunnels or scope.fou_ports:
             _read_tunnels(state, scope)
+        if scope.mss:
+            from providers.linux import nft
+
+            state.mss = nft.read_clamp()
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -145,6 +150,7 @@ class LinuxHost(Provider):
             "module": [],
             "tunnel": [],
             "fou": [],
+            "nft": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -188,6 +194,11 @@ class LinuxHost(Provider):
                 observed[f"fou:{port}"] = (
                     tunnels.fou_ports.get(int(port)) if port.isdigit() else None
                 )
+        if kinds["nft"]:
+            from providers.linux import nft
+
+            clamp = nft.read_clamp()
+            observed.update({f"nft:{name}": clamp for name in kinds["nft"]})
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -253,7 +264,26 @@ class LinuxHost(Provider):
         except (HostError, PrivilegeError):
             return None
 
+    # -- tunnel mode: the uplink and the MSS clamp (providers/linux/uplinks.py, nft.py) --
+    def uplink(self, version: int, name: str | None) -> Uplink | None:
+        """The interface the encapsulated packets of IP ``version`` arrive on: ``name``, or
+        the device of the main table's default route; with its MTU."""
+        from providers.linux.uplinks import find_uplink
+
+        return find_uplink(version, name)
+
+    def nft_path(self) -> str | None:
+        from providers.linux.nft import find_nft
+
+        return find_nft()
+
     # -- writing (called by steps) ------------------------------------------------------
+    def apply_mss(self, clamp: MssClamp | None) -> None:
+        """Make dsrctl's nftables table exactly ``clamp`` (None: remove it), atomically."""
+        from providers.linux import nft
+
+        nft.load(nft.script(clamp))
+
     def set_sysctl(self, key: str, value: SysctlValue) -> None:
         self.sysctl.write(key, value)
 

@@ -5,22 +5,13 @@ that reads at a glance (history's header, show's yes/no, drift's file diff)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
-import signal
-import subprocess
-import sys
 import tempfile
-import termios
-import time
 from pathlib import Path
 
 from tests.netns.namespaces import SPEC, Netns, snapshot, sysctl_file, write_spec
-
-PYTHON_HOME = Path(sys.executable).resolve().parents[1]
+from tests.netns.terminal import as_nobody, at_the_prompt
 
 
 def test_rollback_dry_run_shows_what_the_host_has_now(netns: Netns) -> None:
@@ -90,37 +81,6 @@ def test_rollback_dry_run_with_a_state_dir_that_is_a_file(netns: Netns) -> None:
         assert "inflight.json" not in result.stderr
 
 
-def _python_reachable_by_nobody() -> str:
-    """A shell snippet that, in a private mount namespace, makes the directory this Python
-    lives in reachable for uid 65534 when an ancestor is not (/root is 0700 when Python is
-    /root/.pyenv/...): a tmpfs over that ancestor, the needed child bound back into it."""
-    path = PYTHON_HOME
-    for parent in reversed(path.parents):
-        if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
-            keep = path.parents[len(path.parents) - len(parent.parents) - 2]
-            return (
-                f'T=$(mktemp -d) && mount --bind "{keep}" "$T" && '
-                f'mount -t tmpfs -o mode=0755 tmpfs "{parent}" && mkdir -p "{keep}" && '
-                f'mount --bind "$T" "{keep}" || exit 99; '
-            )
-    return ""
-
-
-def as_nobody(netns: Netns, *args: str) -> subprocess.CompletedProcess[str]:
-    """dsrctl as uid/gid 65534 in the namespace, nothing changed outside it."""
-    script = _python_reachable_by_nobody() + 'exec ip netns exec "$@"'
-    env = {**os.environ, "DSRCTL_STATE_DIR": str(netns.state_dir), "NO_COLOR": "1", **netns.env}
-    env.pop("DSRCTL_REQUIRE_NETNS", None)
-    command = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-        netns.name, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-        sys.executable, "-m", "dsrctl", *args,
-    ]  # fmt: skip
-    return subprocess.run(
-        command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, cwd="/"
-    )
-
-
 def test_non_root_messages_name_the_command_and_what_to_do(netns: Netns) -> None:
     # A state directory that nobody can reach but not read (pytest's tmp is 0700).
     with tempfile.TemporaryDirectory(prefix="dsrctl-nobody-") as reachable:
@@ -132,6 +92,8 @@ def test_non_root_messages_name_the_command_and_what_to_do(netns: Netns) -> None
 def _non_root_messages(netns: Netns, state_dir: Path) -> None:
     spec = write_spec(netns, SPEC)
     assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
+    # A VIP gone by hand: drift --fix would have something to do.
+    netns.run("ip", "address", "del", "192.0.2.100/32", "dev", "lo")
     journal = state_dir / "journal.jsonl"
     before = snapshot(netns)
 
@@ -147,6 +109,24 @@ def _non_root_messages(netns: Netns, state_dir: Path) -> None:
         "error: rollback changes addresses and sysctls: run it as root (it needs "
         "CAP_NET_ADMIN and write access to /proc/sys); nothing was changed\n"
     )
+    # The spec where nobody can read it, its persistent files out of the way (the
+    # namespace's work directory is root's alone).
+    readable = state_dir.parent / "dsrctl.toml"
+    readable.write_text(SPEC + "\n[linux.persist]\nenabled = false\n")
+    readable.chmod(0o644)
+    fix = as_nobody(netns, "drift", "--fix", str(readable))
+    assert fix.returncode == 1
+    assert fix.stderr == (
+        "error: drift --fix changes addresses and sysctls: run it as root (it needs "
+        "CAP_NET_ADMIN and write access to /proc/sys); nothing was changed\n"
+    )
+    # Adopting writes only the ownership records: the state directory is what it lacks.
+    adopt = as_nobody(netns, "import", "--adopt", "--out", str(state_dir.parent / "i.toml"))
+    assert adopt.returncode == 1
+    assert "changes addresses" not in adopt.stderr
+    assert adopt.stderr.startswith("error: ") and adopt.stderr.count("\n") == 1, adopt.stderr
+    assert f"state directory {state_dir} belongs to uid 0" in adopt.stderr
+    assert "use another --state-dir" in adopt.stderr
     show = as_nobody(netns, "show")
     assert show.returncode == 1
     assert show.stderr == (
@@ -157,65 +137,16 @@ def _non_root_messages(netns: Netns, state_dir: Path) -> None:
     assert snapshot(netns) == before
 
 
-def _read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while wanted not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
-def _at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]:
-    """Run dsrctl on a pseudo-terminal, wait for its prompt, type ``keys``; the exit code
-    and everything it wrote."""
-    env = {**os.environ, "DSRCTL_STATE_DIR": str(netns.state_dir), "NO_COLOR": "1"}
-    env.pop("DSRCTL_REQUIRE_NETNS", None)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, sys.executable, "-m", "dsrctl", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # Ctrl-C sends SIGINT
-    )
-    os.close(follower)
-    try:
-        seen = _read_until(leader, b"Only 'yes' is accepted: ")
-        assert b"Only 'yes' is accepted: " in seen, seen
-        # As a person types: after the prompt, once dsrctl waits in read(). (A signal in
-        # the microseconds between the prompt and read() is only seen at the next key.)
-        time.sleep(0.5)
-        os.write(leader, keys)
-        code = proc.wait(timeout=30)
-        seen += _read_until(leader, b"\x00", timeout=1)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        os.close(leader)
-    return code, seen.decode("utf-8", "replace").replace("\r\n", "\n")
-
-
 def test_ctrl_c_at_the_prompt_says_nothing_was_changed(netns: Netns) -> None:
     spec = write_spec(netns, SPEC)
     before = snapshot(netns)
-    code, output = _at_the_prompt(netns, ["apply", str(spec)], b"\x03")
+    code, output = at_the_prompt(netns, ["apply", str(spec)], b"\x03")
     assert code == 130, output
     assert output.rstrip().endswith("error: aborted at the prompt (Ctrl-C); nothing was changed")
     assert "Aborted!" not in output and "Traceback" not in output
     assert snapshot(netns) == before
     # Ctrl-D (end of input): the same, exit 1.
-    code, output = _at_the_prompt(netns, ["apply", str(spec)], b"\x04")
+    code, output = at_the_prompt(netns, ["apply", str(spec)], b"\x04")
     assert code == 1, output
     assert output.rstrip().endswith(
         "error: no answer at the prompt (end of input); nothing was changed"
@@ -223,7 +154,7 @@ def test_ctrl_c_at_the_prompt_says_nothing_was_changed(netns: Netns) -> None:
     # And at rollback's prompt, after the lock was taken: released, nothing undone.
     assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
     applied = snapshot(netns)
-    code, output = _at_the_prompt(netns, ["rollback"], b"\x03")
+    code, output = at_the_prompt(netns, ["rollback"], b"\x03")
     assert code == 130, output
     assert "error: aborted at the prompt (Ctrl-C); nothing was changed" in output
     assert snapshot(netns) == applied

@@ -6,44 +6,13 @@ prompt saying "nothing was changed", and a non-root plan notes that apply needs 
 from __future__ import annotations
 
 import os
-import pty
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from tests.netns.namespaces import Netns, snapshot
-from tests.netns.test_operator_output import _read_until, as_nobody
+from tests.netns.terminal import as_nobody, at_the_prompt
 
 SPEC = 'version = 1\n[[vip]]\naddress = "192.0.2.100"\n[linux.persist]\nroot = "{root}"\n'
-
-
-def _on_a_terminal(netns: Netns, *args: str) -> tuple[int, str]:
-    """dsrctl on a pseudo-terminal (so it would prompt); its exit code and output."""
-    env = {**os.environ, "DSRCTL_STATE_DIR": str(netns.state_dir), "NO_COLOR": "1"}
-    env.pop("DSRCTL_REQUIRE_NETNS", None)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, sys.executable, "-m", "dsrctl", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(follower)
-    try:
-        seen = _read_until(leader, b"Only 'yes' is accepted: ")
-        if proc.poll() is None and b"Only 'yes' is accepted: " in seen:
-            os.write(leader, b"yes\n")  # what the operator typed before this was fixed
-        code = proc.wait(timeout=60)
-        seen += _read_until(leader, b"\x00", timeout=1)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(leader)
-    return code, seen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def test_a_missing_directory_under_the_root_fails_validate_plan_and_apply_before_the_prompt(
@@ -67,7 +36,7 @@ def test_a_missing_directory_under_the_root_fails_validate_plan_and_apply_before
     assert "Saved this plan" not in plan.stdout and not (netns.workdir / "p").exists()
     assert netns.dsrctl("plan", "--json", str(spec)).returncode == 1
 
-    code, output = _on_a_terminal(netns, "apply", str(spec))
+    code, output = at_the_prompt(netns, ["apply", str(spec)], b"yes\n")
     assert code == 1, output
     assert "Apply these changes?" not in output and "Only 'yes'" not in output, output
     assert output == f"error: {finding}; nothing was changed\n"

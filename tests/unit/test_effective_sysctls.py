@@ -19,6 +19,7 @@ from dsrctl.linux.planner import plan_linux
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
 from providers.linux.persist import Detection
+from providers.linux.uplinks import Uplink
 from state.ownership import Ownership, OwnershipRecord
 
 PATH = "/etc/dsrctl/dsrctl.toml"
@@ -158,6 +159,12 @@ class FakeHost:
 
     def uplinks(self) -> tuple[str, ...]:
         return self._uplinks
+
+    def uplink(self, version: int, name: str | None) -> Uplink | None:
+        return Uplink(name or self._uplinks[0], 1500, name is None) if self._uplinks else None
+
+    def nft_path(self) -> str | None:
+        return "/usr/sbin/nft"
 
 
 def test_the_plan_sets_rp_filter_with_its_reason_and_keeps_the_uplink_strict() -> None:

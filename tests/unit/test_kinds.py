@@ -19,6 +19,7 @@ JOURNAL_KINDS = {
     "module": "dsrctl.kinds.module:ModuleStep",
     "tunnel": "dsrctl.kinds.tunnel:TunnelStep",
     "fou": "dsrctl.kinds.fou:FouStep",
+    "nft": "dsrctl.kinds.mss:MssStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -38,6 +39,7 @@ def test_each_kind_is_named_once_and_names_its_step() -> None:
         "file",
         "symlink",
         "dir",
+        "nft",
     ]
     assert len(BY_NAME) == len(LINUX)
     for kind in LINUX:
