@@ -83,9 +83,21 @@ def screen_ownership(ownership: Ownership, spec: Spec) -> list[str]:
     # The spec's own VIPs passed the same checks when it was loaded (and this runs on
     # every command: 10,000 records must not be parsed twice).
     known = {address_id(spec.linux.interface, vip.cidr) for vip in spec.vips}
+    known |= {f"route:local:local:{vip.cidr}" for vip in spec.vips if vip.is_range}
     notes = []
     for resource, record in list(ownership.records.items()):
-        if not record.created or resource in known or not resource.startswith("address:"):
+        if not record.created or resource in known:
+            continue
+        if resource.startswith("route:"):
+            problem = _route_record_problem(resource)
+            if problem is not None:
+                ownership.forget(resource)
+                notes.append(
+                    f"ignored the ownership record {resource}: {problem}; dsrctl never "
+                    "creates such a route and will not delete it (check who wrote the record)"
+                )
+            continue
+        if not resource.startswith("address:"):
             continue
         _, cidr = split_address_id(resource)
         text, _, prefix = cidr.partition("/")
@@ -103,6 +115,26 @@ def screen_ownership(ownership: Ownership, spec: Spec) -> list[str]:
                 "such an address and will not delete it (check who wrote the record)"
             )
     return notes
+
+
+def _route_record_problem(resource: str) -> str | None:
+    """Why a route record cannot be one of dsrctl's: it creates local routes in table
+    local for VIP ranges only (never 127.0.0.0/8, never a host route)."""
+    import ipaddress
+
+    from dsrctl.spec import range_problem
+
+    table, _, rest = split_id(resource)[1].partition(":")
+    route_type, _, cidr = rest.partition(":")
+    if (table, route_type) != ("local", "local"):
+        return "dsrctl adds local routes to table local only"
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError:
+        return "not a network"
+    if network.prefixlen == network.max_prefixlen:
+        return "dsrctl adds ranges, never a route to one address"
+    return range_problem(network.network_address, network.prefixlen)
 
 
 def state_notes(state: StateDir) -> list[str]:

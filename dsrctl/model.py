@@ -19,6 +19,7 @@ from providers.model import (
     HostState,
     MssClamp,
     ReadScope,
+    RouteState,
     SysctlValue,
     TunnelState,
     resolve_in_root,
@@ -36,6 +37,7 @@ __all__ = [
     "HostState",
     "MssClamp",
     "ReadScope",
+    "RouteState",
     "SysctlValue",
     "TunnelState",
     "address_id",
@@ -43,6 +45,7 @@ __all__ = [
     "file_id",
     "resolve_in_root",
     "root_relative",
+    "route_id",
     "split_address_id",
     "split_id",
     "symlink_id",
@@ -71,6 +74,11 @@ def symlink_id(path: str) -> str:
 
 def dir_id(path: str) -> str:
     return f"dir:{path}"
+
+
+def route_id(key: str) -> str:
+    """``route:local:local:198.18.5.0/24`` from a RouteState.key."""
+    return f"route:{key}"
 
 
 def split_id(resource: str) -> tuple[str, str]:

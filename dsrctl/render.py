@@ -12,7 +12,14 @@ import os
 import sys
 from typing import Any, TextIO
 
-from dsrctl.model import AddressState, FileState, TunnelState, split_address_id, split_id
+from dsrctl.model import (
+    AddressState,
+    FileState,
+    RouteState,
+    TunnelState,
+    split_address_id,
+    split_id,
+)
 from dsrctl.plan import Plan
 from dsrctl.steps import Step
 
@@ -46,6 +53,8 @@ def describe_resource(resource: str) -> str:
     if kind == "address":
         interface, cidr = split_address_id(resource)
         return f"address {cidr} on {interface}"
+    if kind == "route" and name.startswith("local:local:"):
+        return f"range {name.removeprefix('local:local:')}"  # a VIP range (AnyIP)
     return f"{kind} {name}"
 
 
@@ -61,6 +70,8 @@ def show_value(value: Any) -> str:
         return ", ".join(flags) if flags else "preferred, dad"
     if isinstance(value, FileState | TunnelState):
         return value.describe()
+    if isinstance(value, RouteState):
+        return f"{value.type} route on {value.device}, table {value.table}"
     return str(value)
 
 

@@ -71,6 +71,16 @@ class Vip:
     def cidr(self) -> str:
         return f"{self.address.compressed}/{self.prefix}"
 
+    @property
+    def is_range(self) -> bool:
+        """A prefix shorter than the address's length: a whole range served through one
+        local route on the interface (AnyIP), not an address."""
+        return self.prefix < self.address.max_prefixlen
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr)
+
 
 @dataclass(frozen=True)
 class Persist:
@@ -230,7 +240,7 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
             "version", version, f"unknown spec version; this dsrctl knows {SPEC_VERSION}"
         )
     linux = _parse_linux(root.table("linux"))
-    vips = _parse_vips(root, linux.interface)
+    vips = _parse_vips(root, linux.interface, windows=root.has("windows"))
     windows = (
         parse_windows(root.table("windows"), [vip.address for vip in vips])
         if root.has("windows")
@@ -244,7 +254,7 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         note
         for key, value in linux.sysctl
         if (note := sysctls.no_effect_note(key, value, linux.all_sysctls())) is not None
-    )
+    ) + tuple(_covered_vip_notes(vips, linux.interface))
     return Spec(
         path=path,
         version=version,
@@ -256,47 +266,124 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
     )
 
 
-def _parse_vips(root: Table, interface: str) -> tuple[Vip, ...]:
+def _parse_vips(root: Table, interface: str, *, windows: bool = False) -> tuple[Vip, ...]:
     if not root.has("vip"):
         raise root.error("vip", MISSING, "at least one [[vip]] is required")
-    seen: dict[IPAddress, str] = {}
+    seen: dict[tuple[IPAddress, int], str] = {}
+    ranges: list[tuple[Vip, str]] = []
     vips: list[Vip] = []
     for table in root.tables("vip"):
         vip = _parse_vip(table, interface)
         where = table.keypath
-        if vip.address in seen:
+        key = (vip.address, vip.prefix)
+        if key in seen:
             raise table.error(
                 "address",
                 table.data.get("address"),
-                f"duplicate VIP: {vip.address.compressed} is already given at {seen[vip.address]}",
+                f"duplicate VIP: {vip.cidr} is already given at {seen[key]}",
             )
-        seen[vip.address] = where
+        if vip.is_range and windows:
+            raise table.error("prefix", vip.prefix, WINDOWS_RANGE)
+        if vip.is_range:
+            # Two ranges that overlap would be two routes for the same addresses: removing
+            # one from the spec would leave part of it served. Refused, naming the other.
+            for other, at in ranges:
+                if vip.network.overlaps(other.network):
+                    raise table.error(
+                        "prefix",
+                        vip.prefix,
+                        f"range {vip.cidr} overlaps range {other.cidr} given at {at}; "
+                        "give each address once (merge them into one range)",
+                    )
+            ranges.append((vip, where))
+        seen[key] = where
         vips.append(vip)
     if not vips:
         raise root.error("vip", [], "at least one [[vip]] is required")
-    return tuple(sorted(vips, key=lambda vip: vip.sort_key))
+    return tuple(sorted(vips, key=lambda vip: (*vip.sort_key, vip.prefix)))
+
+
+def _covered_vip_notes(vips: tuple[Vip, ...], interface: str) -> list[str]:
+    """A single VIP inside a range works (the address on the interface and the range's
+    route both make it local) but is redundant: said, not refused."""
+    ranges = [vip for vip in vips if vip.is_range]
+    notes = []
+    for vip in vips:
+        if vip.is_range:
+            continue
+        for wide in ranges:
+            if vip.version == wide.version and vip.address in wide.network:
+                notes.append(
+                    f"VIP {vip.cidr} lies inside range {wide.cidr}, which already makes it "
+                    f"local: it is also added as an address on {interface} (harmless); "
+                    "remove the [[vip]] to keep the range alone"
+                )
+                break
+    return notes
 
 
 def _parse_vip(table: Table, interface: str) -> Vip:
     text = table.string("address", required=True)
     address = parse_host_address(text, table)
-    full = 32 if address.version == 4 else 128
+    full = address.max_prefixlen
     prefix = table.integer("prefix", full)
-    if prefix != full:
-        reason = (
-            f"only /{full} is allowed for an IPv{address.version} VIP: a wider prefix on "
-            f"{interface} captures the whole subnet and cuts the host off from it"
+    if prefix == full:
+        label = table.optional_string("label")
+        if label is not None:
+            if address.version == 6:
+                raise table.error("label", label, "labels exist for IPv4 addresses only")
+            problem = label_problem(label, interface)
+            if problem:
+                raise table.error("label", label, problem)
+        table.finish()
+        return Vip(address=address, prefix=prefix, label=label)
+    problem = range_problem(address, prefix)
+    if problem:
+        raise table.error("prefix", prefix, problem)
+    network = ipaddress.ip_network(f"{address.compressed}/{prefix}", strict=False)
+    if network.network_address != address:
+        raise table.error(
+            "address",
+            text,
+            f"a range starts at its network address: {address.compressed} has host bits set "
+            f"for /{prefix}; write {network.network_address.compressed} (the range "
+            f"{network.compressed})",
         )
-        raise table.error("prefix", prefix, reason)
-    label = table.optional_string("label")
-    if label is not None:
-        if address.version == 6:
-            raise table.error("label", label, "labels exist for IPv4 addresses only")
-        problem = label_problem(label, interface)
-        if problem:
-            raise table.error("label", label, problem)
+    if table.has("label"):
+        raise table.error(
+            "label",
+            table.raw("label"),
+            f"a range (/{prefix}) is a local route, not an address: it has no label",
+        )
     table.finish()
-    return Vip(address=address, prefix=prefix, label=label)
+    return Vip(address=address, prefix=prefix)
+
+
+# Windows has no local routes (AnyIP): netsh adds addresses only.
+WINDOWS_RANGE = (
+    "a prefix shorter than the address makes a range (a local route, AnyIP), which Windows "
+    "cannot serve: netsh adds single addresses only; list the VIPs one by one (/32 or /128)"
+)
+# The widest ranges taken: a shorter prefix would make a large part of the address space
+# local to this host (and reach the networks it talks to).
+MIN_RANGE_PREFIX = {4: 8, 6: 32}
+
+
+def range_problem(address: IPAddress, prefix: int) -> str | None:
+    """Why ``address``/``prefix`` cannot be a range (a prefix shorter than the address)."""
+    full = address.max_prefixlen
+    widest = MIN_RANGE_PREFIX[address.version]
+    if not widest <= prefix <= full:
+        return (
+            f"an IPv{address.version} prefix must be {full} (one VIP) or {widest}-{full - 1} "
+            f"(a range of VIPs, served by a local route on the interface)"
+        )
+    network = ipaddress.ip_network(f"{address.compressed}/{prefix}", strict=False)
+    for end in (network.network_address, network.broadcast_address):
+        problem = address_problem(end)
+        if problem:
+            return f"the range {network.compressed} reaches {end.compressed}: {problem}"
+    return None
 
 
 def parse_host_address(text: str, table: Table) -> IPAddress:

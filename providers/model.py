@@ -50,6 +50,42 @@ class AddressState:
 
 
 @dataclass(frozen=True)
+class RouteState:
+    """One route, as the kernel reports it; dsrctl manages local routes in table local
+    (``local 198.18.5.0/24 dev lo table local``: AnyIP, a whole range of VIPs)."""
+
+    destination: str  # cidr, compressed
+    device: str
+    table: str = "local"  # "local", "main" or the table's number
+    type: str = "local"  # "local", "unicast"...
+    priority: int | None = None  # observed, never compared: each boot tool picks its own
+
+    @property
+    def key(self) -> str:
+        """``local:local:198.18.5.0/24``: the route's id without its kind."""
+        return f"{self.table}:{self.type}:{self.destination}"
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.destination else 4
+
+    def attributes(self) -> dict[str, Any]:
+        """What the diff compares (the rest of what dsrctl manages is in the key)."""
+        return {"device": self.device}
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "destination": self.destination,
+            "table": self.table,
+            "type": self.type,
+            **self.attributes(),
+        }
+        if self.priority is not None:
+            record["priority"] = self.priority
+        return record
+
+
+@dataclass(frozen=True)
 class FileState:
     """A file's bytes and permission bits, or a symbolic link. ``None`` stands for an
     absent file.
@@ -239,6 +275,7 @@ class ReadScope:
     tunnels: tuple[str, ...] = ()  # decap device names
     fou_ports: tuple[int, ...] = ()  # fou/GUE receive ports
     mss: bool = False  # read dsrctl's nftables table (the MSS clamp of tunnel mode)
+    routes: tuple[str, ...] = ()  # route keys (RouteState.key) in scope; none: no route read
 
 
 @dataclass
@@ -257,6 +294,7 @@ class HostState:
     tunnels: dict[str, TunnelState] = field(default_factory=dict)  # those that exist
     fou_ports: dict[int, str] = field(default_factory=dict)  # IPv4 port -> "gue"/"direct"
     mss: MssClamp | None = None  # dsrctl's nftables table; None: absent (or not read)
+    routes: dict[str, RouteState] = field(default_factory=dict)  # key -> route (in scope)
 
 
 # The value of an existing directory resource (its mode and owner are not managed).

@@ -17,6 +17,7 @@ from dsrctl.model import (
     HostState,
     MssClamp,
     ReadScope,
+    RouteState,
     SysctlValue,
     TunnelState,
 )
@@ -25,8 +26,8 @@ from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
 # (the last two are strings, like a string sysctl value), a decap device, or dsrctl's
-# nftables table; a module's LOADED and a fou port's type are strings too.
-Value = SysctlValue | AddressState | FileState | TunnelState | MssClamp
+# nftables table, a route; a module's LOADED and a fou port's type are strings too.
+Value = SysctlValue | AddressState | FileState | TunnelState | MssClamp | RouteState
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -63,6 +64,9 @@ class Desired:
     # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
     # created it); only "mss" (dsrctl/kinds/mss.py)
     mss: dict[str, MssClamp | None] = field(default_factory=dict)
+    # route key (RouteState.key) -> wanted route: the VIP ranges; dropped routes dsrctl
+    # created are simply not here
+    routes: dict[str, RouteState] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

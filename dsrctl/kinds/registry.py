@@ -13,13 +13,25 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from dsrctl.kinds import address, directory, file, fou, module, mss, symlink, sysctl, tunnel
+from dsrctl.kinds import (
+    address,
+    directory,
+    file,
+    fou,
+    module,
+    mss,
+    route,
+    symlink,
+    sysctl,
+    tunnel,
+)
 from dsrctl.kinds.base import ResourceKind
 from dsrctl.steps import Phase, Step
 
 LINUX: tuple[ResourceKind, ...] = (
     sysctl.KIND,
     address.KIND,
+    route.KIND,
     module.KIND,  # before tunnel: its leave_removed reads what module's decided
     tunnel.KIND,
     fou.KIND,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dsrctl.kinds.file import FileWriter
     from dsrctl.kinds.fou import FouWriter
     from dsrctl.kinds.module import ModuleWriter
+    from dsrctl.kinds.route import RouteWriter
     from dsrctl.kinds.symlink import LinkWriter
     from dsrctl.kinds.sysctl import SysctlWriter
     from dsrctl.kinds.tunnel import TunnelWriter
@@ -61,4 +62,5 @@ if TYPE_CHECKING:
             ModuleWriter,
             TunnelWriter,
             FouWriter,
-        ] = (host, host, host, host, host, host, host, host, host, host, host)
+            RouteWriter,
+        ] = (host, host, host, host, host, host, host, host, host, host, host, host)

@@ -83,7 +83,7 @@ def check_tunnels(spec: Spec, host: LinuxHost) -> None:
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:
     """Refuse, before anything is read or changed, a persistence dsrctl cannot trust."""
-    from dsrctl.linux.desired import vip_states
+    from dsrctl.linux.desired import range_states, vip_states
     from dsrctl.linux.persistence import build
 
     persist = spec.linux.persist
@@ -93,7 +93,8 @@ def check_persistence(spec: Spec, host: LinuxHost) -> None:
         raise SpecError(spec.path, "linux.persist.root", persist.root, "no such directory")
     if persist.addresses == "none":
         return
-    build(spec, host.detect_persistence(persist.root, spec.linux.interface), vip_states(spec))
+    detection = host.detect_persistence(persist.root, spec.linux.interface)
+    build(spec, detection, vip_states(spec), routes=range_states(spec))
 
 
 def describe_persistence(host: LinuxHost) -> dict[str, Any]:

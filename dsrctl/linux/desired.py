@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING
 
 from dsrctl.kinds.base import Desired
 from dsrctl.kinds.registry import BY_NAME, LINUX
+from dsrctl.kinds.route import route_state
 from dsrctl.linux.tunnels import add_tunnels
 from dsrctl.model import (
     AddressState,
     FileState,
     ReadScope,
+    RouteState,
     SysctlValue,
     address_id,
     file_id,
+    route_id,
     split_address_id,
     split_id,
     symlink_id,
@@ -40,7 +43,9 @@ __all__ = [
     "SYSCTL_FILE_MODE",
     "Desired",
     "build_desired",
+    "dropped_ranges",
     "dropped_vips",
+    "range_states",
     "read_scope",
     "set_sysctl_file",
     "sysctl_file_content",
@@ -69,6 +74,7 @@ def build_desired(
     desired.sysctls = {**tunnel_sysctls(spec), **linux.all_sysctls()}
     desired.step_notes.update(tunnel_notes(spec))
     desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
+    desired.routes = {state.key: state for state in range_states(spec)}
     set_sysctl_file(desired, spec)
     if persistence is not None:
         for cidr, label in persistence.labels.items():  # e.g. ifcfg's alias lo:N
@@ -83,6 +89,7 @@ def build_desired(
     desired.spec_resources = (
         {sysctl_id(key) for key in desired.sysctls}
         | {address_id(linux.interface, cidr) for cidr in desired.addresses[linux.interface]}
+        | {route_id(key) for key in desired.routes}
         | {file_id(path) for path in desired.files}
         | (persistence.resources() if persistence is not None else set())
         | (mss.resources() if mss is not None else set())
@@ -108,16 +115,34 @@ def set_sysctl_file(desired: Desired, spec: Spec) -> None:
 
 
 def vip_states(spec: Spec) -> list[AddressState]:
-    """The address state each VIP of the spec must have, in spec order."""
+    """The address state each single VIP of the spec must have, in spec order."""
     interface = spec.linux.interface
     return [
-        vip_state(vip.address.compressed, vip.prefix, vip.label, interface) for vip in spec.vips
+        vip_state(vip.address.compressed, vip.prefix, vip.label, interface)
+        for vip in spec.vips
+        if not vip.is_range
     ]
+
+
+def range_states(spec: Spec) -> list[RouteState]:
+    """The local route each VIP range of the spec must have, in spec order."""
+    return [route_state(vip.cidr, spec.linux.interface) for vip in spec.vips if vip.is_range]
+
+
+def dropped_ranges(spec: Spec, ownership: Ownership) -> frozenset[str]:
+    """Ranges (cidr) whose route dsrctl added and the spec no longer names."""
+    wanted = {state.key for state in range_states(spec)}
+    return frozenset(
+        resource.rsplit(":", 1)[-1]
+        for resource, record in ownership.records.items()
+        if resource.startswith("route:") and record.created
+        if split_id(resource)[1] not in wanted
+    )
 
 
 def dropped_vips(spec: Spec, ownership: Ownership) -> frozenset[str]:
     """VIPs (cidr) on the spec's interface that dsrctl added and the spec no longer names."""
-    wanted = {vip.cidr for vip in spec.vips}
+    wanted = {vip.cidr for vip in spec.vips if not vip.is_range}
     return frozenset(
         cidr
         for resource, record in ownership.records.items()

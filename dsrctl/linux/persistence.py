@@ -29,6 +29,7 @@ from dsrctl.model import (
     DIRECTORY,
     AddressState,
     FileState,
+    RouteState,
     dir_id,
     file_id,
     symlink_id,
@@ -181,7 +182,11 @@ def build(
     detection: Detection,
     states: list[AddressState],
     dropped: frozenset[str] = frozenset(),
+    routes: list[RouteState] | None = None,
+    dropped_routes: frozenset[str] = frozenset(),
 ) -> Persistence:
+    """``routes``: the local routes of the VIP ranges; ``dropped_routes``: the ranges
+    (cidr) whose route dsrctl added and the spec no longer names."""
     backend, notes = choose_backend(spec, detection)
     check_vips(spec, backend, states)
     result = Persistence(backend, notes=notes, running=detection.running)
@@ -194,6 +199,8 @@ def build(
         spec_path=os.path.abspath(spec.path),
         detection=detection,
         dropped=dropped,
+        routes=tuple(routes or ()),
+        dropped_routes=dropped_routes,
     )
     labels = module.labels(request)  # the backend decides the label of unlabelled VIPs
     if labels:

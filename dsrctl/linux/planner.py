@@ -9,7 +9,9 @@ from dsrctl.diff import plan_with_current
 from dsrctl.linux.desired import (
     Desired,
     build_desired,
+    dropped_ranges,
     dropped_vips,
+    range_states,
     read_scope,
     set_sysctl_file,
     vip_states,
@@ -85,7 +87,14 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
         result = Persistence("none", running=provider.running_daemons())
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
-        result = build(spec, detection, vip_states(spec), dropped_vips(spec, ownership))
+        result = build(
+            spec,
+            detection,
+            vip_states(spec),
+            dropped_vips(spec, ownership),
+            range_states(spec),
+            dropped_ranges(spec, ownership),
+        )
     return result
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol, TypeGuard
 
 from providers.base import PlannedChange
-from providers.model import AddressState
+from providers.model import AddressState, RouteState
 
 
 class AddressChange(Protocol):
@@ -32,6 +32,21 @@ class AddressChange(Protocol):
 
     @property
     def after(self) -> AddressState | None: ...
+
+
+class RouteChange(Protocol):
+    """One route to add, change or remove (``LinuxHost.apply_route``)."""
+
+    @property
+    def action(self) -> str:
+        """``create``, ``update`` or ``delete``."""
+        ...
+
+    @property
+    def before(self) -> RouteState | None: ...
+
+    @property
+    def after(self) -> RouteState | None: ...
 
 
 class FileChange(Protocol):

@@ -16,7 +16,7 @@ from providers.model import FileState, HostState, MssClamp, ReadScope, SysctlVal
 from providers.safefile import Staged
 
 if TYPE_CHECKING:
-    from providers.linux.changes import AddressChange, FileChange
+    from providers.linux.changes import AddressChange, FileChange, RouteChange
     from providers.linux.persist import Detection
     from providers.linux.uplinks import Uplink
 
@@ -119,6 +119,10 @@ class LinuxHost(Provider):
             from providers.linux import nft
 
             state.mss = nft.read_clamp()
+        if scope.routes:
+            from providers.linux.routes import read_routes
+
+            state.routes = read_routes(scope.routes)
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -151,6 +155,7 @@ class LinuxHost(Provider):
             "tunnel": [],
             "fou": [],
             "nft": [],
+            "route": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -199,6 +204,12 @@ class LinuxHost(Provider):
 
             clamp = nft.read_clamp()
             observed.update({f"nft:{name}": clamp for name in kinds["nft"]})
+        if kinds["route"]:
+            from providers.linux.routes import read_routes
+
+            routes = read_routes(kinds["route"])
+            for key in kinds["route"]:
+                observed[f"route:{key}"] = routes.get(key)
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -338,6 +349,16 @@ class LinuxHost(Provider):
         from providers.linux.addresses import apply_address_steps
 
         return apply_address_steps(steps, self._indexes)
+
+    def apply_route(self, step: RouteChange) -> None:
+        from providers.linux.routes import apply_route_step
+
+        devices = {state.device for state in (step.before, step.after) if state is not None}
+        if not devices <= self._indexes.keys():
+            from providers.linux.rtnl import dump_links
+
+            self._indexes.update({link.name: link.index for link in dump_links()})
+        apply_route_step(step, self._indexes)
 
     def write_file(self, path: str, state: FileState) -> None:
         spare = self._spares.pop((path, state.sha256, state.mode), None)

@@ -1,5 +1,5 @@
-"""rtnetlink with the standard library only: two dumps (links, addresses) and a chunked
-request batch.
+"""rtnetlink with the standard library only: two dumps (links, addresses), the generic
+dump the route reader uses (providers/linux/routes.py) and a chunked request batch.
 
 Why not pyroute2 here: importing pyroute2 costs 300-400 ms of CPU on every run, which
 would more than double the time of `dsrctl drift`, the command that runs from cron on
@@ -22,6 +22,7 @@ decides what that means for its step.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -36,6 +37,7 @@ NLMSG_HDR = struct.Struct("=IHHII")
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x01, 0x300, 0x10
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
+NETLINK_GET_STRICT_CHK = 12  # the kernel filters a dump by its request (Linux 4.20+)
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBI")
 RTATTR = struct.Struct("=HH")
@@ -181,18 +183,35 @@ def _attributes(payload: bytes, offset: int) -> dict[int, bytes]:
     return attrs
 
 
-def _dump(request_type: int, body: bytes) -> list[tuple[int, bytes]]:
+def dump(request_type: int, body: bytes, *, strict: bool = False) -> list[tuple[int, bytes]]:
+    """Every message (type, payload) of one complete dump. ``strict`` asks the kernel to
+    dump only what the request's header and attributes select; a kernel without strict
+    checking dumps everything, so the caller filters again."""
+    return _dump(request_type, body, strict=strict)
+
+
+def attributes(payload: bytes, offset: int) -> dict[int, bytes]:
+    """The netlink attributes of a message from ``offset`` (after its fixed header)."""
+    return _attributes(payload, offset)
+
+
+def _dump(request_type: int, body: bytes, *, strict: bool = False) -> list[tuple[int, bytes]]:
     """One complete dump; retried when the kernel flags it as interrupted by a change."""
     for _ in range(DUMP_RETRIES):
-        messages, interrupted = _dump_once(request_type, body)
+        messages, interrupted = _dump_once(request_type, body, strict)
         if not interrupted:
             return messages
     raise HostError("the kernel kept changing addresses while dsrctl read them; try again")
 
 
-def _dump_once(request_type: int, body: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+def _dump_once(
+    request_type: int, body: bytes, strict: bool = False
+) -> tuple[list[tuple[int, bytes]], bool]:
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     try:
+        if strict:  # an older kernel refuses: it dumps everything, the caller filters
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         sock.bind((0, 0))
         seq = 1
         header = NLMSG_HDR.pack(

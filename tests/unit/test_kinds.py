@@ -6,7 +6,7 @@ import pytest
 
 from dsrctl.kinds.registry import BY_NAME, LINUX, step_class, step_from_record
 from dsrctl.linux.desired import Desired
-from dsrctl.model import AddressState
+from dsrctl.model import AddressState, RouteState
 from dsrctl.steps import Phase, Step
 
 # Every journal kind dsrctl has written: a kind that disappears breaks rollback of old runs.
@@ -20,6 +20,7 @@ JOURNAL_KINDS = {
     "tunnel": "dsrctl.kinds.tunnel:TunnelStep",
     "fou": "dsrctl.kinds.fou:FouStep",
     "nft": "dsrctl.kinds.mss:MssStep",
+    "route": "dsrctl.kinds.route:RouteStep",
     "adapter": "dsrctl.windows.steps:AdapterStep",
     "netsh": "dsrctl.windows.steps:NetshSetStep",
     "dhcp": "dsrctl.windows.steps:DhcpStep",
@@ -33,6 +34,7 @@ def test_each_kind_is_named_once_and_names_its_step() -> None:
     assert [kind.name for kind in LINUX] == [
         "sysctl",
         "address",
+        "route",
         "module",
         "tunnel",
         "fou",
@@ -64,3 +66,14 @@ def test_a_step_comes_back_from_its_record() -> None:
     step: Step = BY_NAME["address"].make_step("address:lo:192.0.2.1/32", None, state, Desired())
     assert step.phase is Phase.ADD_ADDRESSES
     assert step_from_record(step.to_record()) == step
+
+
+def test_a_route_step_comes_back_from_its_record_and_undoes_itself() -> None:
+    state = RouteState("198.18.5.0/24", "lo", priority=7)
+    resource = "route:local:local:198.18.5.0/24"
+    step: Step = BY_NAME["route"].make_step(resource, state, None, Desired())
+    assert step.phase is Phase.REMOVE_ADDRESSES  # before the ARP sysctls are relaxed
+    assert step_from_record(step.to_record()) == step
+    assert step.inverse().after == state
+    added = BY_NAME["route"].make_step(resource, None, RouteState("198.18.5.0/24", "lo"), Desired())
+    assert added.phase is Phase.ADD_ADDRESSES  # after the ARP sysctls are hardened

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dsrctl.kinds.route import route_state
 from dsrctl.linux.desired import vip_state
-from dsrctl.model import AddressState
+from dsrctl.model import AddressState, RouteState
 from providers.linux.persist import (
     Detection,
     IfcfgAlias,
@@ -37,11 +38,17 @@ FULL = [
     vip_state("2001:db8::100", 128, None, "lo"),
 ]
 IPV4 = FULL[:2]
+RANGES = [route_state("198.18.5.0/24", "lo"), route_state("2001:db8:5::/120", "lo")]
 
 
-def request(states: list[AddressState], interface: str = "lo", **facts: object) -> RenderRequest:
+def request(
+    states: list[AddressState],
+    interface: str = "lo",
+    routes: list[RouteState] | None = None,
+    **facts: object,
+) -> RenderRequest:
     detection = Detection(root="/", interface=interface, live=False, systemd=True, **facts)  # type: ignore[arg-type]
-    return RenderRequest(tuple(states), interface, SPEC, detection)
+    return RenderRequest(tuple(states), interface, SPEC, detection, routes=tuple(routes or ()))
 
 
 def golden(name: str, content: bytes) -> None:
@@ -295,3 +302,93 @@ def test_unit_names_are_escaped_like_systemd_escape() -> None:
     assert systemd_unit.escape("eth0.100") == "eth0.100"
     assert systemd_unit.escape("br-lan") == "br\\x2dlan"
     assert systemd_unit.escape(".x") == "\\x2ex"
+
+
+# -- VIP ranges: a local route per range, next to the addresses --------------------------
+def test_systemd_unit_adds_the_ranges_after_the_addresses() -> None:
+    content = only_file(systemd_unit.render(request(FULL, routes=RANGES)))[1]
+    golden("systemd-unit/dsrctl-vips.service.ranges", content)
+    lines = content.decode().splitlines()
+    assert lines[-5:-3] == [
+        "ExecStart=/sbin/ip -4 route replace local 198.18.5.0/24 dev lo table local",
+        "ExecStart=/sbin/ip -6 route replace local 2001:db8:5::/120 dev lo table local",
+    ]
+
+
+def test_networkd_declares_each_range_as_a_local_route() -> None:
+    network = "/usr/lib/systemd/network/80-lo.network"
+    dropin = only_file(networkd.render(request(FULL, routes=RANGES, networkd_network=network)))
+    golden("systemd-networkd/90-dsrctl.conf.ranges", dropin[1])
+    own = only_file(networkd.render(request([], routes=RANGES)))[1]
+    golden("systemd-networkd/10-dsrctl-lo.network.ranges", own)
+    sections = networkd.parse(own.decode())
+    assert [entry for entry in sections if entry[0] == "Route"] == [
+        ("Route", "Destination", "198.18.5.0/24"),
+        ("Route", "Type", "local"),
+        ("Route", "Table", "local"),
+        ("Route", "Destination", "2001:db8:5::/120"),
+        ("Route", "Type", "local"),
+        ("Route", "Table", "local"),
+    ]
+
+
+def test_ifupdown_runs_ip_route_for_each_range() -> None:
+    content = only_file(ifupdown.render(request(FULL, routes=RANGES)))[1]
+    golden("ifupdown/dsrctl.ranges", content)
+    assert (
+        "iface lo inet manual\n"
+        "    up ip -4 route replace local 198.18.5.0/24 dev lo table local\n"
+        "    down ip -4 route del local 198.18.5.0/24 dev lo table local || true\n"
+    ) in content.decode()
+
+
+def test_netplan_routes_of_type_local() -> None:
+    content = only_file(netplan.render(request(IPV4, routes=RANGES, netplan_id="loopback")))[1]
+    golden("netplan/90-dsrctl.yaml.ranges", content)
+    alone = only_file(netplan.render(request([], routes=RANGES[:1], netplan_id="lo")))[1]
+    assert "addresses" not in alone.decode()  # no empty sequence when there is no VIP
+
+
+def test_networkmanager_routes_with_table_and_type() -> None:
+    profile = NmProfile(
+        "/etc/NetworkManager/system-connections/lo.nmconnection", NM_LO.encode(), 0o600
+    )
+    merged = only_file(
+        networkmanager.render(request([IPV4[1]], routes=RANGES, nm_profiles=(profile,)))
+    )[1]
+    golden("networkmanager/lo.nmconnection.ranges", merged)
+    own = only_file(networkmanager.render(request(IPV4[1:], routes=RANGES)))[1]
+    golden("networkmanager/dsrctl-lo.nmconnection.ranges", own)
+    groups = networkmanager.groups(own.decode())
+    assert groups["ipv4"]["route1"] == "198.18.5.0/24"
+    assert groups["ipv4"]["route1_options"] == "table=255,type=local"
+    assert groups["ipv6"]["route1"] == "2001:db8:5::/120"
+
+
+def test_networkmanager_route_merge_is_idempotent_and_drops_only_its_own() -> None:
+    text = NM_LO.replace("method=manual", "method=manual\nroute1=198.18.9.0/24")
+    once = networkmanager.merge_routes(text, "ipv4", RANGES[:1], frozenset())
+    assert "route1=198.18.9.0/24\nroute2=198.18.5.0/24\nroute2_options=table=255,type=local" in once
+    assert networkmanager.merge_routes(once, "ipv4", RANGES[:1], frozenset()) == once
+    back = networkmanager.merge_routes(once, "ipv4", [], frozenset({"198.18.5.0/24"}))
+    assert back == text
+
+
+def test_ifcfg_route_files_per_family() -> None:
+    rendered = ifcfg.render(request([FULL[0]], routes=RANGES))
+    route4 = rendered.files["/etc/sysconfig/network-scripts/route-lo"]
+    route6 = rendered.files["/etc/sysconfig/network-scripts/route6-lo"]
+    golden("ifcfg/route-lo", route4.content)
+    golden("ifcfg/route6-lo", route6.content)
+    assert route4.content.decode().splitlines()[-1] == "local 198.18.5.0/24 dev lo table local"
+    assert (route4.mode, route6.mode) == (0o644, 0o644)
+
+
+def test_ifcfg_never_rewrites_the_operators_route_file() -> None:
+    theirs = ("/etc/sysconfig/network-scripts/route-lo",)
+    problem = ifcfg.check(request([], routes=RANGES[:1], ifcfg_route_files=theirs))
+    assert problem is not None and problem.startswith(
+        "/etc/sysconfig/network-scripts/route-lo is not dsrctl's"
+    )
+    # An IPv6 range only needs route6-lo: the operator's route-lo stays theirs.
+    assert ifcfg.check(request([], routes=RANGES[1:], ifcfg_route_files=theirs)) is None

@@ -116,9 +116,45 @@ def test_persist_backend_names_and_the_networkd_alias() -> None:
         (spec_with(vip=[{"address": "240.0.0.1"}]), "vip[0].address", "reserved"),
         (spec_with(vip=[{"address": "::ffff:192.0.2.1"}]), "vip[0].address", "IPv4-mapped"),
         (spec_with(vip=[{"address": "2001:db8::1%lo"}]), "vip[0].address", "scope"),
-        (spec_with(vip=[{"address": "192.0.2.1", "prefix": 24}]), "vip[0].prefix", "only /32"),
-        (spec_with(vip=[{"address": "2001:db8::1", "prefix": 64}]), "vip[0].prefix", "only /128"),
-        (spec_with(vip=[{"address": "2001:db8::1", "prefix": 32}]), "vip[0].prefix", "only /128"),
+        (spec_with(vip=[{"address": "192.0.2.1", "prefix": 24}]), "vip[0].address", "host bits"),
+        (spec_with(vip=[{"address": "2001:db8::1", "prefix": 64}]), "vip[0].address", "host bits"),
+        (spec_with(vip=[{"address": "2001:db8::", "prefix": 31}]), "vip[0].prefix", "32-127"),
+        (spec_with(vip=[{"address": "198.18.0.0", "prefix": 33}]), "vip[0].prefix", "8-31"),
+        (spec_with(vip=[{"address": "10.0.0.0", "prefix": 7}]), "vip[0].prefix", "8-31"),
+        (spec_with(vip=[{"address": "192.0.2.0", "prefix": 0}]), "vip[0].prefix", "8-31"),
+        (
+            spec_with(vip=[{"address": "192.0.2.0", "prefix": 24, "label": "lo:1"}]),
+            "vip[0].label",
+            "a range (/24) is a local route, not an address: it has no label",
+        ),
+        (
+            spec_with(
+                vip=[
+                    {"address": "198.18.0.0", "prefix": 16},
+                    {"address": "198.18.5.0", "prefix": 24},
+                ]
+            ),
+            "vip[1].prefix",
+            "range 198.18.5.0/24 overlaps range 198.18.0.0/16 given at vip[0]",
+        ),
+        (
+            spec_with(
+                vip=[
+                    {"address": "198.18.5.0", "prefix": 24},
+                    {"address": "198.18.5.0", "prefix": 24},
+                ]
+            ),
+            "vip[1].address",
+            "duplicate VIP: 198.18.5.0/24 is already given at vip[0]",
+        ),
+        (
+            spec_with(
+                vip=[{"address": "198.18.5.0", "prefix": 24}],
+                windows={"loopback": "LO", "uplinks": ["LAN"]},
+            ),
+            "vip[0].prefix",
+            "Windows cannot serve: netsh adds single addresses only",
+        ),
         (
             spec_with(vip=[{"address": "2001:db8::1", "label": "lo:1"}]),
             "vip[0].label",
@@ -256,6 +292,40 @@ def test_invalid_specs_are_refused(data: dict[str, Any], key: str, words: str) -
     message = str(error)
     assert message.startswith(f"/etc/dsrctl/dsrctl.toml: {key}")
     assert "\n" not in message
+
+
+def test_ranges_are_vips_with_a_shorter_prefix() -> None:
+    spec = parse_spec(
+        spec_with(
+            vip=[
+                {"address": "2001:db8:5::", "prefix": 64},
+                {"address": "198.18.5.0", "prefix": 24},
+                {"address": "192.0.2.100"},
+            ]
+        ),
+        "s.toml",
+    )
+    assert [(v.cidr, v.is_range) for v in spec.vips] == [
+        ("192.0.2.100/32", False),
+        ("198.18.5.0/24", True),
+        ("2001:db8:5::/64", True),
+    ]
+    assert spec.warnings == ()
+
+
+def test_a_single_vip_inside_a_range_is_said_not_refused() -> None:
+    # Both make the address local (the address on lo, the range's local route), so the
+    # spec still works; the operator hears that one of them is redundant.
+    spec = parse_spec(
+        spec_with(vip=[{"address": "198.18.5.0", "prefix": 24}, {"address": "198.18.5.7"}]),
+        "s.toml",
+    )
+    assert [v.cidr for v in spec.vips] == ["198.18.5.0/24", "198.18.5.7/32"]
+    assert spec.warnings == (
+        "VIP 198.18.5.7/32 lies inside range 198.18.5.0/24, which already makes it local: it "
+        "is also added as an address on lo (harmless); remove the [[vip]] to keep the range "
+        "alone",
+    )
 
 
 def test_error_message_shows_the_value() -> None:

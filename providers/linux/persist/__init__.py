@@ -45,7 +45,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ class Detection:
     nm_version: str | None = None  # NetworkManager's version, when it can be found
     ifcfg_parent: bool = False  # /etc/sysconfig/network-scripts/ifcfg-<interface> exists
     ifcfg_aliases: tuple[IfcfgAlias, ...] = ()  # ifcfg-<interface>:* files
+    # route-<interface>/route6-<interface> files that are not dsrctl's (as seen from the root)
+    ifcfg_route_files: tuple[str, ...] = ()
     uplink: str | None = None  # the interface of the default route (live host only)
     uplink_claims: tuple[Claim, ...] = ()  # what configures the uplink at boot
     notes: tuple[str, ...] = ()
@@ -146,6 +148,10 @@ class RenderRequest:
     detection: Detection
     # VIPs dsrctl added that the spec no longer names (cidr): out of a shared file too
     dropped: frozenset[str] = frozenset()
+    # the VIP ranges: local routes in table local on the interface (AnyIP), and the
+    # ranges dsrctl added that the spec no longer names (cidr)
+    routes: tuple[RouteState, ...] = ()
+    dropped_routes: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -119,6 +119,7 @@ def detect(root: str, interface: str, proc: str = "/proc", uplink: str | None = 
         nm_version=scan.nm_version,
         ifcfg_parent=scan.tree.exists(ifcfg.parent_path(interface), "file"),
         ifcfg_aliases=tuple(ifcfg.aliases(scan.tree, interface)),
+        ifcfg_route_files=tuple(ifcfg.foreign_route_files(scan.tree, interface)),
         uplink=uplink,
         uplink_claims=uplink_claims,
         notes=tuple(notes),

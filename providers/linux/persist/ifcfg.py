@@ -17,10 +17,15 @@ label is that alias (``lo:0``): the plan shows it, and drift after a reboot stay
 NETMASK (``ifcfg-lo`` says 255.0.0.0), and an alias without its own PREFIX would come
 back as a /8 that captures the whole subnet. ``IPV6INIT=no`` keeps ``ifup-ipv6`` off it.
 
+VIP ranges (local routes) go into ``route-lo`` (IPv4) and ``route6-lo`` (IPv6), one
+``local <range> dev lo table local`` line each: at boot ``ifup-routes`` (run by
+``ifup-post`` for the interface) passes each line to ``ip -4 route add`` / ``ip -6 route
+add``. Those files are dsrctl's whole: one of the operator's is refused, never rewritten.
+
 Limits: network-scripts have no alias files for IPv6 and cannot add an address
-deprecated (``preferred_lft 0``), so IPv6 VIPs are refused; alias names are letters,
-digits and ``_`` (``ifup-aliases`` skips other files). Files are read with shlex in POSIX
-mode, never executed.
+deprecated (``preferred_lft 0``), so IPv6 VIPs are refused (IPv6 ranges are fine: a route
+has no such flag); alias names are letters, digits and ``_`` (``ifup-aliases`` skips
+other files). Files are read with shlex in POSIX mode, never executed.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from providers.linux.persist import (
     safe_name,
 )
 from providers.linux.persist.tree import Tree
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 SCRIPTS_DIR = "/etc/sysconfig/network-scripts"
 ALIASES_SCRIPT = f"{SCRIPTS_DIR}/ifup-aliases"
@@ -65,6 +70,21 @@ def parse(text: str) -> dict[str, str]:
         if sep and _VARIABLE.fullmatch(name):
             variables[name] = value
     return variables
+
+
+def route_path(interface: str, version: int) -> str:
+    return f"{SCRIPTS_DIR}/{'route' if version == 4 else 'route6'}-{interface}"
+
+
+def foreign_route_files(tree: Tree, interface: str) -> list[str]:
+    """The route files of ``interface`` under the root that dsrctl did not write."""
+    found = []
+    for version in (4, 6):
+        path = route_path(interface, version)
+        text = tree.read(path)
+        if text is not None and not text.startswith(f"# {MANAGED}"):
+            found.append(path)
+    return found
 
 
 def parent_path(interface: str) -> str:
@@ -177,6 +197,14 @@ def labels(request: RenderRequest) -> dict[str, str]:
 def check(request: RenderRequest) -> str | None:
     """dsrctl writes its own alias files and never the operator's: a VIP that one of them
     configures already, or an alias name one of them uses, is refused."""
+    versions = {route.version for route in request.routes}
+    for path in request.detection.ifcfg_route_files:
+        if any(path == route_path(request.interface, version) for version in versions):
+            return (
+                f"{path} is not dsrctl's, and dsrctl writes the VIP ranges into that file "
+                "whole: move its routes elsewhere (an ifcfg file of another interface), or "
+                "choose linux.persist.addresses = 'systemd-unit'"
+            )
     seen: dict[str, str] = {}
     theirs = [a for a in request.detection.ifcfg_aliases if not a.ours]
     for state in request.states:
@@ -219,6 +247,18 @@ def alias_text(state: AddressState, spec_path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def route_text(routes: list[RouteState], interface: str, spec_path: str) -> str:
+    # ifup-routes runs `ip -4|-6 route add <line>` for each line: words only, no quoting.
+    lines = [
+        *managed_header(spec_path),
+        *(
+            f"{route.type} {route.destination} dev {safe_name(interface)} table {route.table}"
+            for route in routes
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(request: RenderRequest) -> Rendered:
     files = {
         alias_path(safe_name(str(state.label))): FileState(
@@ -227,4 +267,9 @@ def render(request: RenderRequest) -> Rendered:
         for state in request.states
         if state.version == 4
     }
+    for version in (4, 6):
+        routes = [route for route in request.routes if route.version == version]
+        if routes:
+            text = route_text(routes, request.interface, request.spec_path)
+            files[route_path(request.interface, version)] = FileState(text.encode(), 0o644)
     return Rendered(files=files)

@@ -7,6 +7,10 @@ static`` (ifupdown runs ``ip addr add ... dev lo label lo:1``); other VIPs becom
 together with the interface's own stanza. IPv6 VIPs get ``preferred-lifetime 0``
 (deprecated) and ``dad-attempts 0`` (ifupdown then adds them ``nodad``).
 
+VIP ranges (local routes) are ``up``/``down`` commands of an ``iface <interface> inet
+manual`` stanza of their own: ``ip -4 route replace local <range> dev lo table local``
+(and ``-6``); ifupdown runs them after the interface's other stanzas.
+
 The file is dsrctl's own; it names ``auto`` for every interface it configures, which is
 harmless when /etc/network/interfaces says it too. It is read only if
 /etc/network/interfaces sources the directory (``source /etc/network/interfaces.d/*``,
@@ -33,7 +37,7 @@ from providers.linux.persist import (
     safe_name,
 )
 from providers.linux.persist.tree import Tree
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 INTERFACES = "/etc/network/interfaces"
 DROPIN_DIR = "/etc/network/interfaces.d"
@@ -124,10 +128,24 @@ def stanza(state: AddressState, interface: str) -> list[str]:
     return lines
 
 
+def route_stanza(routes: tuple[RouteState, ...], interface: str) -> list[str]:
+    interface = safe_name(interface)
+    lines = [f"iface {interface} inet manual"]
+    for route in routes:
+        words = f"{route.type} {route.destination} dev {interface} table {route.table}"
+        lines += [
+            f"    up ip -{route.version} route replace {words}",
+            f"    down ip -{route.version} route del {words} || true",
+        ]
+    return lines
+
+
 def render(request: RenderRequest) -> Rendered:
     lines = [*managed_header(request.spec_path), f"auto {safe_name(request.interface)}"]
     for state in request.states:
         lines += ["", *stanza(state, request.interface)]
+    if request.routes:
+        lines += ["", *route_stanza(request.routes, request.interface)]
     content = ("\n".join(lines) + "\n").encode()
     return Rendered(files={DROPIN: FileState(content, 0o644)})
 

@@ -8,6 +8,9 @@ for systemd-networkd. dsrctl writes the VIPs under the id that netplan renders f
 interface (found from that rendered file), so they join the operator's definition
 instead of starting a second one.
 
+A VIP range is a route of the same definition: ``to: <range>``, ``type: local``,
+``table: 255`` (netplan takes table numbers only) and ``scope: host``.
+
 Limits: netplan has a per-address ``label`` (networkd renderer only) and ``lifetime: 0``,
 but no way to turn off duplicate address detection, so an IPv6 VIP cannot come back
 exactly as dsrctl adds it (deprecated, nodad); such specs are refused with a pointer to
@@ -38,6 +41,7 @@ NETPLAN_DIRS = ("/etc/netplan", "/run/netplan", "/lib/netplan", "/usr/lib/netpla
 RENDERED_NETWORKD = "/run/systemd/network"
 RENDERED_NM = "/run/NetworkManager/system-connections"
 DROPIN = "/etc/netplan/90-dsrctl.yaml"
+TABLES = {"local": "255", "main": "254"}  # netplan's table: takes a number only
 
 
 def requirement(detection: Detection) -> str | None:
@@ -86,8 +90,9 @@ def render(request: RenderRequest) -> Rendered:
         "  version: 2",
         "  ethernets:",
         f"    {_quote(netplan_id)}:",
-        "      addresses:",
     ]
+    if request.states:
+        lines.append("      addresses:")
     for state in request.states:
         if default_label(state, request.interface):
             lines.append(f"        - {_quote(state.cidr)}")
@@ -96,6 +101,15 @@ def render(request: RenderRequest) -> Rendered:
                 f"        - {_quote(state.cidr)}:",
                 f"            label: {_quote(str(state.label))}",
             ]
+    if request.routes:
+        lines.append("      routes:")
+    for route in request.routes:
+        lines += [
+            f"        - to: {_quote(route.destination)}",
+            f"          type: {_quote(route.type)}",
+            f"          table: {TABLES.get(route.table, route.table)}",
+            '          scope: "host"',
+        ]
     content = ("\n".join(lines) + "\n").encode()
     return Rendered(files={DROPIN: FileState(content, 0o600)})
 

@@ -20,6 +20,8 @@ address with a finite preferred lifetime (an IPv6 VIP, ``preferred_lft 0``) as d
 
 Every VIP attribute has a key: ``Label=`` for IPv4, ``PreferredLifetime=0`` (deprecated)
 and ``DuplicateAddressDetection=none`` (nodad, systemd 243 and later) for IPv6.
+A VIP range is a ``[Route]`` section: ``Destination=``, ``Type=local``, ``Table=local``
+(networkd gives a local route scope host by itself).
 networkd starts after systemd-sysctl, so the ARP keys are in place before the VIPs.
 """
 
@@ -37,7 +39,7 @@ from providers.linux.persist import (
     no_labels,
     safe_name,
 )
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 NETWORK_DIRS = (
     "/etc/systemd/network",
@@ -188,6 +190,15 @@ def address_section(state: AddressState, interface: str) -> list[str]:
     return lines
 
 
+def route_section(route: RouteState) -> list[str]:
+    return [
+        "[Route]",
+        f"Destination={route.destination}",
+        f"Type={route.type}",
+        f"Table={route.table}",
+    ]
+
+
 def render(request: RenderRequest) -> Rendered:
     states, interface = request.states, request.interface
     network = request.detection.networkd_network
@@ -200,6 +211,8 @@ def render(request: RenderRequest) -> Rendered:
         lines += ["", "[Network]", "# keep addresses networkd did not configure", KEEP]
     for state in states:
         lines += ["", *address_section(state, interface)]
+    for route in request.routes:
+        lines += ["", *route_section(route)]
     content = FileState(("\n".join(lines) + "\n").encode(), 0o644)
     if network is None:
         return Rendered(files={own_network(interface): content})

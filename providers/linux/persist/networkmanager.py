@@ -18,6 +18,11 @@ NetworkManager older than 1.42 has no loopback profiles: refused, with ``systemd
 suggested. The version comes from ``NetworkManager --version`` on the live host, or from
 the dpkg database under the root; when neither tells, the plan says so.
 
+A VIP range is a route of the profile, ``routeN=<range>`` with
+``routeN_options=table=255,type=local`` in ``[ipv4]`` (or ``[ipv6]``); NetworkManager adds
+it on the profile's device. In the operator's profile dsrctl adds and removes only its
+own route lines, like its addresses.
+
 Limits, refused before anything changes: profiles keep neither address labels (IPv4
 VIPs must keep the default label) nor lifetimes or DAD flags (no IPv6 VIP can stay
 deprecated), so such VIPs need another backend.
@@ -39,7 +44,7 @@ from providers.linux.persist import (
     no_labels,
     safe_name,
 )
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 PROFILE_DIRS = (
     "/etc/NetworkManager/system-connections",
@@ -49,6 +54,8 @@ PROFILE_DIRS = (
 OWN_DIR = PROFILE_DIRS[0]
 MIN_VERSION = (1, 42)  # the first NetworkManager with loopback profiles
 _ADDRESS_KEY = re.compile(r"^address(\d+)$")
+_ROUTE_KEY = re.compile(r"^route(\d+)$")
+ROUTE_TABLES = {"local": "255", "main": "254"}  # keyfiles take table numbers
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -200,6 +207,66 @@ def merge(text: str, wanted: list[str], dropped: frozenset[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def route_options(route: RouteState) -> str:
+    return f"table={ROUTE_TABLES.get(route.table, route.table)},type={route.type}"
+
+
+def route_lines(routes: list[RouteState], first: int) -> list[str]:
+    lines = []
+    for number, route in enumerate(routes, start=first):
+        lines += [
+            f"route{number}={route.destination}",
+            f"route{number}_options={route_options(route)}",
+        ]
+    return lines
+
+
+def merge_routes(text: str, group: str, wanted: list[RouteState], dropped: frozenset[str]) -> str:
+    """``text`` with a route line (and its options) for each of ``wanted`` in ``group``
+    and none for ``dropped`` (cidr); the operator's own route lines are kept."""
+    if not wanted and not dropped:
+        return text
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"[{group}]"), None)
+    if start is None:
+        if not wanted:
+            return text
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += [f"[{group}]"]
+        start = len(lines) - 1
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("[")),
+        len(lines),
+    )
+    drop = {cidr for cidr in dropped if cidr not in {route.destination for route in wanted}}
+    numbers = [0]
+    present: set[str] = set()
+    removed: set[str] = set()
+    for line in lines[start + 1 : end]:
+        key, sep, value = line.strip().partition("=")
+        found = _ROUTE_KEY.match(key.strip()) if sep else None
+        if found:
+            cidr = value.split(",")[0].strip()
+            numbers.append(int(found.group(1)))
+            if cidr in drop:
+                removed.add(found.group(1))
+            else:
+                present.add(cidr)
+    kept = []
+    for line in lines[start + 1 : end]:
+        key = line.strip().partition("=")[0].strip()
+        number = key.removeprefix("route").removesuffix("_options")
+        if not (key.startswith("route") and number in removed):
+            kept.append(line)
+    # after the group's last line that is not blank (blank lines stay before the next group)
+    insert = max((i + 1 for i, line in enumerate(kept) if line.strip()), default=0)
+    added = route_lines([r for r in wanted if r.destination not in present], max(numbers) + 1)
+    kept[insert:insert] = added
+    lines[start + 1 : end] = kept
+    return "\n".join(lines) + "\n"
+
+
 def own_profile_text(request: RenderRequest) -> str:
     # GKeyFile values keep no escapes here: a safe name has no '\\', ';' or whitespace.
     interface = safe_name(request.interface)
@@ -218,10 +285,12 @@ def own_profile_text(request: RenderRequest) -> str:
         "method=manual",
         "address1=127.0.0.1/8",
         *(f"address{number}={state.cidr}" for number, state in enumerate(request.states, start=2)),
+        *route_lines([r for r in request.routes if r.version == 4], 1),
         "",
         "[ipv6]",
         "method=manual",
         "address1=::1/128",
+        *route_lines([r for r in request.routes if r.version == 6], 1),
     ]
     return "\n".join(lines) + "\n"
 
@@ -233,7 +302,12 @@ def render(request: RenderRequest) -> Rendered:
     profile = request.detection.nm_profiles[0]
     text = profile.content.decode("utf-8")
     wanted = [state.cidr for state in request.states]
-    content = merge(text, wanted, request.dropped).encode()
+    merged = merge(text, wanted, request.dropped)
+    for group, version in (("ipv4", 4), ("ipv6", 6)):
+        routes = [route for route in request.routes if route.version == version]
+        dropped = frozenset(c for c in request.dropped_routes if (":" in c) == (version == 6))
+        merged = merge_routes(merged, group, routes, dropped)
+    content = merged.encode()
     return Rendered(files={profile.path: FileState(content, profile.mode)})
 
 

@@ -11,7 +11,9 @@ For an interface other than ``lo`` the unit binds to the interface's device unit
 is wanted by it, so it runs whenever the interface appears, and it is not ordered
 before network-pre.target (a network service may be what creates the interface).
 
-``ip address replace`` is idempotent, so a restart of the unit is harmless. The unit is
+A VIP range is a local route: ``ip route replace local <range> dev lo table local``,
+after the addresses. ``ip address replace`` and ``ip route replace`` are idempotent, so a
+restart of the unit is harmless. The unit is
 enabled the way ``systemctl enable`` does it: a link in the wanting unit's ``.wants/``
 directory (a ``symlink:`` resource, see the package docstring).
 """
@@ -28,7 +30,7 @@ from providers.linux.persist import (
     no_notes,
     safe_name,
 )
-from providers.model import AddressState, FileState
+from providers.model import AddressState, FileState, RouteState
 
 UNIT_NAME = "dsrctl-vips.service"
 UNIT_DIR = "/etc/systemd/system"
@@ -87,7 +89,19 @@ def exec_line(state: AddressState, interface: str) -> str:
     return f"ExecStart={IP} -6 address replace {state.cidr} dev {interface}{flags}"
 
 
-def unit_text(states: tuple[AddressState, ...], interface: str, spec_path: str) -> str:
+def route_line(route: RouteState, interface: str) -> str:
+    return (
+        f"ExecStart={IP} -{route.version} route replace {route.type} {route.destination} "
+        f"dev {safe_name(interface)} table {route.table}"
+    )
+
+
+def unit_text(
+    states: tuple[AddressState, ...],
+    interface: str,
+    spec_path: str,
+    routes: tuple[RouteState, ...] = (),
+) -> str:
     if interface == "lo":
         order = [
             "After=systemd-sysctl.service local-fs.target",
@@ -114,6 +128,7 @@ def unit_text(states: tuple[AddressState, ...], interface: str, spec_path: str) 
         "Type=oneshot",
         "RemainAfterExit=yes",
         *(exec_line(state, interface) for state in states),
+        *(route_line(route, interface) for route in routes),
         "",
         "[Install]",
         f"WantedBy={wanted_by(interface)}",
@@ -130,7 +145,9 @@ def render(request: RenderRequest) -> Rendered:
     link = wants_link(interface)
     return Rendered(
         files={
-            UNIT_PATH: FileState(unit_text(states, interface, request.spec_path).encode(), 0o644)
+            UNIT_PATH: FileState(
+                unit_text(states, interface, request.spec_path, request.routes).encode(), 0o644
+            )
         },
         symlinks={link: UNIT_PATH},
         dirs=(link.rsplit("/", 1)[0],),
