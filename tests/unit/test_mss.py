@@ -1,0 +1,285 @@
+"""The MSS clamp of tunnel mode: the arithmetic, the refusals, nft's JSON decoded (recorded
+from nft 1.0.6, tests/golden/mss/nft-list*.json), the script and the boot files (golden),
+and the kind in the diff. The kernel side is tests/netns/test_mss.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dsrctl.diff import build_plan
+from dsrctl.errors import SpecError
+from dsrctl.kinds.base import Desired
+from dsrctl.linux.mss import check_mss, clamp_for, plan_mss, tunnel_limits
+from dsrctl.model import ClampRule, HostState, MssClamp
+from dsrctl.spec import Spec, parse_spec
+from dsrctl.steps import Phase
+from providers.linux import nft
+from providers.linux.persist import Detection, mss_unit
+from providers.linux.uplinks import Uplink
+from state.ownership import Ownership
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "mss"
+SPEC_PATH = "/etc/dsrctl/dsrctl.toml"
+
+
+class FakeHost:
+    """Answers the clamp's questions the way LinuxHost does, from plain data."""
+
+    def __init__(
+        self,
+        uplinks: dict[int, Uplink | None] | None = None,
+        mtus: dict[str, int] | None = None,
+        nft_path: str | None = "/usr/sbin/nft",
+        systemd: bool = True,
+    ) -> None:
+        self.uplinks = uplinks if uplinks is not None else {4: Uplink("eth0", 1500, True)}
+        self.mtus = mtus or {"eth0": 1500}
+        self._nft = nft_path
+        self.systemd = systemd
+
+    def uplink(self, version: int, name: str | None) -> Uplink | None:
+        if name is not None:
+            return Uplink(name, self.mtus.get(name), default_route=False)
+        return self.uplinks.get(version)
+
+    def nft_path(self) -> str | None:
+        return self._nft
+
+    def detect_persistence(self, root: str, interface: str) -> Detection:
+        return Detection(root=root, interface=interface, live=False, systemd=self.systemd)
+
+
+def spec(body: str, vips: tuple[str, ...] = ("192.0.2.10", "2001:db8::10")) -> Spec:
+    text = "version = 1\n" + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in vips) + body
+    import tomllib
+
+    return parse_spec(tomllib.loads(text), SPEC_PATH)
+
+
+def refusal(loaded: Spec, host: FakeHost) -> str:
+    with pytest.raises(SpecError) as caught:
+        check_mss(loaded, host)
+    return str(caught.value)
+
+
+# -- arithmetic -----------------------------------------------------------------------------
+def test_ipip_clamps_ipv4_vips_to_mtu_less_20_less_40() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ipip"\n')
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    # ipip carries IPv4 only: the IPv6 VIP cannot arrive through it and is not clamped
+    assert clamp == MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",)))
+    assert why == (
+        "clamp the MSS of SYN-ACKs from the VIPs to 1440: ipip adds 20 bytes on eth0 "
+        "(MTU 1500), and PMTUD cannot work on the asymmetric path"
+    )
+
+
+def test_ip6ip6_clamps_ipv6_vips_with_the_ipv6_headers() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ip6ip6"\n')
+    host = FakeHost(uplinks={6: Uplink("eth1", 9000, True)})
+    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host))
+    assert clamp == MssClamp(ipv6=ClampRule(9000 - 40 - 60, ("2001:db8::10/128",)))
+
+
+def test_a_tunnel_carrying_both_versions_clamps_both_for_the_same_packet_size() -> None:
+    loaded = spec('[[tunnel]]\nkind = "gre"\n')
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    assert clamp is not None and clamp.ipv4 is not None and clamp.ipv6 is not None
+    assert (clamp.ipv4.mss, clamp.ipv6.mss) == (1500 - 24 - 40, 1500 - 24 - 60)
+    assert "to 1436 (IPv4), 1416 (IPv6): gre adds 24 bytes" in why
+
+
+def test_the_largest_overhead_of_a_version_wins() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ipip"\nname = "dsrip0"\n[[tunnel]]\nkind = "vxlan-gpe"\n')
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    assert clamp is not None and clamp.ipv4 == ClampRule(1424, ("192.0.2.10/32",))
+    assert "vxlan-gpe adds 36 bytes" in why and "ipip" not in why
+
+
+def test_each_tunnel_starts_from_its_own_uplink() -> None:
+    loaded = spec(
+        '[[tunnel]]\nkind = "ipip"\nuplink = "eth0"\n[[tunnel]]\nkind = "gre"\nuplink = "jumbo"\n'
+    )
+    host = FakeHost(mtus={"eth0": 1500, "jumbo": 9000})
+    clamp, _ = clamp_for(loaded, tunnel_limits(loaded, host))
+    assert clamp is not None and clamp.ipv4 is not None and clamp.ipv6 is not None
+    assert clamp.ipv4.mss == 1440  # eth0's ipip, not jumbo's gre
+    assert clamp.ipv6.mss == 9000 - 24 - 60  # only gre carries IPv6
+
+
+def test_a_given_mss_replaces_the_default() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ipip"\nmss = 1400\n')
+    clamp, why = clamp_for(loaded, tunnel_limits(loaded, FakeHost()))
+    assert clamp is not None and clamp.ipv4 == ClampRule(1400, ("192.0.2.10/32",))
+    assert "(tunnel[0].mss = 1400)" in why
+
+
+def test_the_mss_equal_to_the_default_is_accepted() -> None:
+    check_mss(spec('[[tunnel]]\nkind = "ipip"\nmss = 1440\n'), FakeHost())
+
+
+def test_sources_are_collapsed_so_that_nft_takes_them() -> None:
+    # nft refuses overlapping intervals in a set: a VIP inside a range goes into the range
+    assert nft.collapse(["198.18.5.0/24", "198.18.5.10/32", "192.0.2.11/32"], 4) == (
+        "192.0.2.11/32",
+        "198.18.5.0/24",
+    )
+    assert nft.collapse(["192.0.2.10/32", "192.0.2.11/32"], 4) == ("192.0.2.10/31",)
+    assert nft.collapse(["2001:db8::1/128", "192.0.2.1/32"], 6) == ("2001:db8::1/128",)
+
+
+def test_no_vip_through_a_tunnel_means_no_table() -> None:
+    loaded = spec('[[tunnel]]\nkind = "ip6ip6"\n', vips=("192.0.2.10",))
+    plan = plan_mss(loaded, FakeHost(uplinks={6: Uplink("eth0", 1500, True)}))
+    assert plan is not None and plan.clamp is None and plan.resources() == set()
+    assert "no MSS clamp" in plan.notes[0]
+
+
+def test_without_tunnels_nothing_is_asked_of_the_host() -> None:
+    class Refusing(FakeHost):
+        def uplink(self, version: int, name: str | None) -> Uplink | None:
+            raise AssertionError("asked for the uplink")
+
+    loaded = spec("")
+    check_mss(loaded, Refusing(nft_path=None))
+    assert plan_mss(loaded, Refusing()) is None
+
+
+# -- refusals -------------------------------------------------------------------------------
+def test_an_mss_above_what_the_uplink_carries_is_refused() -> None:
+    message = refusal(spec('[[tunnel]]\nkind = "ipip"\nmss = 1480\n'), FakeHost())
+    assert message == (
+        f"{SPEC_PATH}: tunnel[0].mss = 1480: above what the uplink carries "
+        "(eth0 MTU 1500 - 20 ipip - 40 = 1440)"
+    )
+
+
+def test_an_ipv6_tunnel_mss_is_checked_with_the_ipv6_headers() -> None:
+    host = FakeHost(uplinks={6: Uplink("eth0", 1500, True)})
+    message = refusal(spec('[[tunnel]]\nkind = "ip6gre"\nmss = 1400\n'), host)
+    assert message.endswith("(eth0 MTU 1500 - 44 ip6gre - 60 = 1396)")
+
+
+def test_nft_missing_is_refused() -> None:
+    message = refusal(spec('[[tunnel]]\nkind = "ipip"\n'), FakeHost(nft_path=None))
+    assert message.startswith(f'{SPEC_PATH}: tunnel[0].kind = "ipip": tunnel mode clamps the MSS')
+    assert "nft is not on PATH: install nftables" in message
+
+
+def test_no_default_route_to_find_the_uplink_by_is_refused() -> None:
+    message = refusal(spec('[[tunnel]]\nkind = "ipip"\n'), FakeHost(uplinks={}))
+    assert "tunnel[0].uplink" in message
+    assert "no IPv4 default route in the main table" in message
+
+
+def test_a_named_uplink_that_is_not_there_is_refused() -> None:
+    message = refusal(spec('[[tunnel]]\nkind = "ipip"\nuplink = "eth9"\n'), FakeHost())
+    assert message == f'{SPEC_PATH}: tunnel[0].uplink = "eth9": no such interface on this host'
+
+
+# -- nft: the script, and its JSON decoded --------------------------------------------------
+CLAMP = MssClamp(
+    ipv4=ClampRule(1440, ("192.0.2.10/32", "198.18.5.0/24", "198.18.7.1/32", "198.18.7.2/32")),
+    ipv6=ClampRule(1400, ("2001:db8::10/128", "2001:db8:5::/64")),
+)
+
+
+def golden(name: str, content: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("DSRCTL_UPDATE_GOLDEN") == "1":
+        path.write_text(content)
+    assert content == path.read_text(), f"{path} differs"
+
+
+def test_the_recorded_table_decodes_to_the_clamp() -> None:
+    data = json.loads((GOLDEN / "nft-list.json").read_text())
+    # the recorded set holds 198.18.7.1-198.18.7.2 as a range: the same addresses
+    assert nft.decode(data) == CLAMP
+
+
+def test_a_rule_dsrctl_did_not_write_is_kept_as_other() -> None:
+    data = json.loads((GOLDEN / "nft-list-edited.json").read_text())
+    decoded = nft.decode(data)
+    assert decoded is not None and decoded.ipv4 == CLAMP.ipv4 and decoded.ipv6 == CLAMP.ipv6
+    (other,) = decoded.other
+    assert other.startswith('rule: {"chain": "mss"') and '"dport"' in other
+    assert decoded.plain()["other"] == [other]
+
+
+def test_a_changed_mss_or_chain_is_not_dsrctls() -> None:
+    data = json.loads((GOLDEN / "nft-list.json").read_text())
+    for item in data["nftables"]:
+        if "chain" in item:
+            item["chain"]["prio"] = 0
+    decoded = nft.decode(data)
+    assert decoded is not None and decoded.other and decoded.other[0].startswith("chain: ")
+
+
+def test_no_table_decodes_to_none() -> None:
+    assert nft.decode({"nftables": [{"metainfo": {"version": "1.0.6"}}]}) is None
+
+
+def test_the_script_replaces_the_table_whole() -> None:
+    text = nft.script(CLAMP)
+    lines = text.splitlines()
+    assert lines[:2] == ["add table inet dsrctl", "delete table inet dsrctl"]
+    assert nft.script(None) == "add table inet dsrctl\ndelete table inet dsrctl\n"
+    assert mss_unit.nft_file(CLAMP, SPEC_PATH).content.decode().endswith(text)
+
+
+def test_boot_files_golden() -> None:
+    golden("mss.nft", mss_unit.nft_file(CLAMP, SPEC_PATH).content.decode())
+    golden("dsrctl-mss.service", mss_unit.unit_text(SPEC_PATH))
+    rendered = mss_unit.render(CLAMP, SPEC_PATH, systemd=True)
+    assert rendered.symlinks == {
+        "/etc/systemd/system/multi-user.target.wants/dsrctl-mss.service": (
+            "/etc/systemd/system/dsrctl-mss.service"
+        )
+    }
+    assert rendered.dirs == ("/etc/dsrctl", "/etc/systemd/system/multi-user.target.wants")
+
+
+def test_without_systemd_only_the_nft_file_is_written_and_the_plan_says_so(
+    tmp_path: Path,
+) -> None:
+    loaded = spec(f'[[tunnel]]\nkind = "ipip"\n[linux.persist]\nroot = "{tmp_path}"\n')
+    plan = plan_mss(loaded, FakeHost(systemd=False))
+    assert plan is not None
+    assert list(plan.files) == [f"{tmp_path}/etc/dsrctl/mss.nft"] and not plan.symlinks
+    assert "load it at boot (nft -f /etc/dsrctl/mss.nft)" in plan.notes[0]
+
+
+# -- the kind in the diff -------------------------------------------------------------------
+def desired_with(clamp: MssClamp | None) -> Desired:
+    desired = Desired()
+    desired.mss["mss"] = clamp
+    return desired
+
+
+def test_a_missing_table_is_created_in_harden_and_a_matching_one_is_no_change() -> None:
+    ipv4 = MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",)))
+    (step,) = build_plan(desired_with(ipv4), HostState(), Ownership()).steps
+    assert (step.resource, step.action, step.phase) == ("nft:mss", "create", Phase.HARDEN)
+    assert step.to_record()["after"] == {"ipv4": {"mss": 1440, "sources": ["192.0.2.10/32"]}}
+    assert type(step).decode(step.to_record()["after"]) == ipv4
+    assert build_plan(desired_with(ipv4), HostState(mss=ipv4), Ownership()).steps == ()
+    other = dataclasses.replace(ipv4, ipv4=ClampRule(1400, ("192.0.2.10/32",)))
+    (changed,) = build_plan(desired_with(ipv4), HostState(mss=other), Ownership()).steps
+    assert changed.action == "update"
+
+
+def test_the_way_back_removes_the_table_dsrctl_created_after_the_vips() -> None:
+    from dsrctl.linux.desired import build_desired
+
+    ownership = Ownership()
+    ownership.remember("nft:mss", created=True, original=None)
+    desired = build_desired(spec(""), ownership)
+    assert desired.mss == {"mss": None}
+    current = HostState(mss=MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",))))
+    steps = [s for s in build_plan(desired, current, ownership).steps if s.kind == "nft"]
+    assert [(s.action, s.phase) for s in steps] == [("delete", Phase.RELAX)]
