@@ -1,0 +1,345 @@
+"""The tunnel-mode DSR lab of issue 11, as shell scripts for one VM boot (tests/vm/vm.py).
+
+Topology (all links MTU 1500, every namespace inside the guest):
+
+    client 198.18.1.2 --- 198.18.1.1 router 198.18.2.1 (br0) ---+--- 198.18.2.2  balA (IPVS)
+                                     192.0.2.1 (r2)             +--- 198.18.2.3  balB (gre ECMP)
+                                         |                      +--- 198.18.2.11 srv1
+                                     192.0.2.12 srv2
+
+The router sends the VIPs to the balancers, which are one-armed (one interface each):
+
+- balA, IPVS in tunnel mode: VIP_IPIP (``-i``, IPIP) and VIP_GUE (``--tun-type gue``);
+- balB, kernel GRE tunnels, one device per real server, and an ECMP multipath route with
+  L4 hashing for VIP_GRE and the RANGE.
+
+The real servers are configured only by ``dsrctl apply`` (this checkout, run in the
+server's namespace); they reply straight to the client through the router, so the
+balancers never see a VIP-sourced packet (an nft counter on each proves it). The
+balancers model an encapsulating balancer that cannot send ICMP "fragmentation needed"
+(Katran, GLB: XDP/DPDK): their output drops it, so path-MTU discovery cannot rescue a
+client segment that the encapsulation makes too big, and only the MSS clamp can.
+
+Each server runs busybox httpd on port 80 (any address: the range is AnyIP): ``/``
+answers the server's name, ``/big`` is 200 KB, ``/cgi-bin/up`` counts what is posted.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+PREFIX = "lab-"
+CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2 = (
+    f"{PREFIX}{name}" for name in ("client", "router", "balA", "balB", "srv1", "srv2")
+)
+SERVERS = {SRV1: "198.18.2.11", SRV2: "192.0.2.12"}
+NAMES = {SRV1: "srv1", SRV2: "srv2"}
+CLIENT_IP = "198.18.1.2"
+BAL_A_IP, BAL_B_IP = "198.18.2.2", "198.18.2.3"
+VIP_IPIP, VIP_GUE, VIP_GRE = "198.18.0.10", "198.18.0.20", "198.18.0.30"
+RANGE = "198.18.5.0/24"
+RANGE_SAMPLE = ("198.18.5.7", "198.18.5.133", "198.18.5.250")  # overridden by the test
+GUE_PORT = 19523
+GRE_DEVICE = "dsrgre0"  # a collect-metadata device dsrctl creates (deleting it is drift)
+WORK = "/tmp/lab"  # in the guest's tmpfs overlay
+BIG = 204800  # bytes up and down
+KINDS = {VIP_IPIP: "ipip", VIP_GUE: "gue", VIP_GRE: "gre"}
+
+
+def root(server: str) -> str:
+    """The server's persist root (a "disk" that survives the simulated reboot)."""
+    return f"{WORK}/{NAMES[server]}/root"
+
+
+def state_dir(server: str) -> str:
+    return f"{WORK}/{NAMES[server]}/state"
+
+
+def spec_path(server: str, stage: int) -> str:
+    return f"{root(server)}/etc/dsrctl/stage{stage}.toml"
+
+
+def spec_text(server: str, stage: int) -> str:
+    """Stage 1: ipip (tunl0, the module's fallback device) and gre (a collect-metadata
+    device). Stage 2: gue (fou port, IPIP into tunl0) replaces ipip; tunl0 still takes
+    plain IPIP too. Every stage has the three VIPs and the range, so that what fails before
+    a stage fails for want of the decap side alone."""
+    first = 'kind = "ipip"\n' if stage == 1 else f'kind = "gue"\nport = {GUE_PORT}\n'
+    return (
+        "version = 1\n"
+        + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in (VIP_IPIP, VIP_GUE, VIP_GRE))
+        + f'[[vip]]\naddress = "{RANGE.split("/")[0]}"\nprefix = {RANGE.split("/")[1]}\n'
+        + f"[[tunnel]]\n{first}"
+        + f'[[tunnel]]\nkind = "gre"\nname = "{GRE_DEVICE}"\n'
+        + f'[linux.persist]\nroot = "{root(server)}"\n'
+    )
+
+
+def in_ns(ns: str, script: str) -> str:
+    return f"ip netns exec {ns} bash -c {shlex.quote(script)}"
+
+
+def dsrctl(server: str, *args: str) -> str:
+    """This checkout's dsrctl in the server's namespace, with the server's own state."""
+    return in_ns(server, f"dsrctl --state-dir {state_dir(server)} {' '.join(args)}")
+
+
+def _veth(a: str, a_dev: str, b: str, b_dev: str) -> str:
+    return f"ip link add {a_dev} netns {a} type veth peer name {b_dev} netns {b}\n"
+
+
+def server_setup(server: str) -> str:
+    """A real server as a fresh boot leaves it: uplink, default route, strict rp_filter
+    on all and default (the value the spec must cope with), httpd; no VIP, no tunnel."""
+    name, address = NAMES[server], SERVERS[server]
+    gateway, prefix = ("198.18.2.1", 24) if server == SRV1 else ("192.0.2.1", 24)
+    www = f"{WORK}/{name}/www"
+    return f"""\
+ip -n {server} link set lo up
+for key in all default; do ip netns exec {server} sysctl -qw net.ipv4.conf.$key.rp_filter=1; done
+ip -n {server} address add {address}/{prefix} dev s0
+ip -n {server} link set s0 up
+ip -n {server} route add default via {gateway}
+ip netns exec {server} busybox httpd -p 80 -h {www}
+"""
+
+
+def server_files(server: str) -> str:
+    name = NAMES[server]
+    www = f"{WORK}/{name}/www"
+    return f"""\
+mkdir -p {www}/cgi-bin {state_dir(server)} {root(server)}/etc/sysctl.d \
+    {root(server)}/etc/systemd/system {root(server)}/etc/dsrctl
+echo {name} > {www}/index.html
+head -c {BIG} /dev/urandom > {www}/big
+cat > {www}/cgi-bin/up <<'EOF'
+#!/bin/sh
+n=$(head -c "$CONTENT_LENGTH" | wc -c)
+printf 'Content-Type: text/plain\\r\\n\\r\\n{name} got %s\\n' "$n"
+EOF
+chmod +x {www}/cgi-bin/up
+"""
+
+
+def _bridge_port(dev: str, ns: str, peer: str) -> str:
+    return _veth(ROUTER, dev, ns, peer) + (
+        f"ip -n {ROUTER} link set {dev} master br0\nip -n {ROUTER} link set {dev} up\n"
+    )
+
+
+def _counters(ns: str) -> str:
+    """VIP-sourced and VIP-destined packets seen by ``ns``; on a balancer, its outgoing
+    ICMP "fragmentation needed" dropped (counted)."""
+    vips = f"{{ {VIP_IPIP}, {VIP_GUE}, {VIP_GRE}, {RANGE} }}"
+    return f"""\
+ip netns exec {ns} nft -f - <<'EOF'
+table ip lab {{
+    chain pre {{
+        type filter hook prerouting priority -300;
+        ip saddr {vips} counter comment "from-vip"
+        ip daddr {vips} counter comment "to-vip"
+    }}
+    chain out {{
+        type filter hook output priority 0;
+        icmp type destination-unreachable icmp code frag-needed counter drop comment "no-pmtud"
+    }}
+}}
+EOF
+"""
+
+
+def setup() -> str:
+    """Modules, namespaces, links, routes, the two balancers, the servers' httpd."""
+    lines = ["set -e", "modprobe -a ipip ip_gre fou ip_vs ip_vs_rr nf_tables", f"mkdir -p {WORK}"]
+    for ns in (CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2):
+        lines.append(f"ip netns add {ns}")
+    script = "\n".join(lines) + "\n"
+    script += server_files(SRV1) + server_files(SRV2)
+    head = f"head -c {BIG} /dev/urandom > {WORK}/up.bin\n"
+    script += head
+    # client <-> router
+    script += _veth(CLIENT, "c0", ROUTER, "r0")
+    script += f"""\
+ip -n {CLIENT} link set lo up
+ip -n {CLIENT} address add {CLIENT_IP}/24 dev c0
+ip -n {CLIENT} link set c0 up
+ip -n {CLIENT} route add default via 198.18.1.1
+ip -n {ROUTER} link set lo up
+ip -n {ROUTER} address add 198.18.1.1/24 dev r0
+ip -n {ROUTER} link set r0 up
+ip -n {ROUTER} link add br0 type bridge
+ip -n {ROUTER} address add 198.18.2.1/24 dev br0
+ip -n {ROUTER} link set br0 up
+ip netns exec {ROUTER} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+    net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.r0.rp_filter=0 net.ipv4.conf.br0.rp_filter=0
+"""
+    script += _bridge_port("pa", BAL_A, "a0") + _bridge_port("pb", BAL_B, "b0")
+    script += _bridge_port("p1", SRV1, "s0")
+    script += _veth(ROUTER, "r2", SRV2, "s0")
+    script += f"""\
+ip -n {ROUTER} address add 192.0.2.1/24 dev r2
+ip -n {ROUTER} link set r2 up
+ip netns exec {ROUTER} sysctl -qw net.ipv4.conf.r2.rp_filter=0
+ip -n {ROUTER} route add {VIP_IPIP}/32 via {BAL_A_IP}
+ip -n {ROUTER} route add {VIP_GUE}/32 via {BAL_A_IP}
+ip -n {ROUTER} route add {VIP_GRE}/32 via {BAL_B_IP}
+ip -n {ROUTER} route add {RANGE} via {BAL_B_IP}
+"""
+    # balancer A: IPVS, tunnel mode
+    srv1, srv2 = SERVERS[SRV1], SERVERS[SRV2]
+    script += f"""\
+ip -n {BAL_A} link set lo up
+ip -n {BAL_A} address add {BAL_A_IP}/24 dev a0
+ip -n {BAL_A} link set a0 up
+ip -n {BAL_A} route add default via 198.18.2.1
+ip -n {BAL_A} address add {VIP_IPIP}/32 dev lo
+ip -n {BAL_A} address add {VIP_GUE}/32 dev lo
+ip netns exec {BAL_A} sysctl -qw net.ipv4.conf.all.arp_ignore=1
+ip netns exec {BAL_A} sh -e -c '
+ipvsadm -A -t {VIP_IPIP}:80 -s rr
+ipvsadm -a -t {VIP_IPIP}:80 -r {srv1}:80 -i
+ipvsadm -a -t {VIP_IPIP}:80 -r {srv2}:80 -i
+ipvsadm -A -t {VIP_GUE}:80 -s rr
+ipvsadm -a -t {VIP_GUE}:80 -r {srv1}:80 -i --tun-type gue --tun-port {GUE_PORT}
+ipvsadm -a -t {VIP_GUE}:80 -r {srv2}:80 -i --tun-type gue --tun-port {GUE_PORT}
+'
+"""
+    # balancer B: one GRE device per real server, ECMP with L4 hashing
+    script += f"""\
+ip -n {BAL_B} link set lo up
+ip -n {BAL_B} address add {BAL_B_IP}/24 dev b0
+ip -n {BAL_B} link set b0 up
+ip -n {BAL_B} route add default via 198.18.2.1
+ip netns exec {BAL_B} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+ip -n {BAL_B} link add gre1 type gre local {BAL_B_IP} remote {srv1} ttl 64
+ip -n {BAL_B} link add gre2 type gre local {BAL_B_IP} remote {srv2} ttl 64
+ip -n {BAL_B} link set gre1 up
+ip -n {BAL_B} link set gre2 up
+ip -n {BAL_B} route add {VIP_GRE}/32 nexthop dev gre1 nexthop dev gre2
+ip -n {BAL_B} route add {RANGE} nexthop dev gre1 nexthop dev gre2
+"""
+    for ns in (BAL_A, BAL_B, ROUTER):
+        script += _counters(ns)
+    script += server_setup(SRV1) + server_setup(SRV2)
+    for server in SERVERS:
+        for stage in (1, 2):
+            script += f"cat > {spec_path(server, stage)} <<'EOF'\n{spec_text(server, stage)}EOF\n"
+    return script
+
+
+def requests(vip: str, count: int = 12) -> str:
+    """``count`` short requests from the client; one line ``HIT vip answer`` each (the
+    answer is the server's name, or ``FAIL``). curl: busybox-static's wget crashes."""
+    return (
+        f"for i in $(seq {count}); do "
+        f"a=$(curl -s --max-time 2 http://{vip}/) || a=FAIL; "
+        f'echo "HIT {vip} $a"; done\n'
+    )
+
+
+def transfers(vip: str, timeout: int = 8) -> str:
+    """A 200 KB download and upload, and the MSS the client uses towards ``vip`` (read
+    from ``ss`` on a connection held open): lines ``DOWN vip bytes rc``, ``UP vip answer
+    rc``, ``MSS vip ss-line``."""
+    return f"""\
+m=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{vip}/80 && ss -tinH dst {vip}' | tr -s ' \\t\\n' ' ')
+echo "MSS {vip} $m"
+n=$(curl -s --max-time {timeout} -o /dev/null -w '%{{size_download}}' http://{vip}/big) \\
+    && rc=0 || rc=$?
+echo "DOWN {vip} $n $rc"
+a=$(curl -s --max-time {timeout} --data-binary @{WORK}/up.bin http://{vip}/cgi-bin/up) \\
+    && rc=0 || rc=$?
+echo "UP {vip} ${{a:-none}} $rc" | tr -s ' '
+"""
+
+
+def parallel(blocks: list[str], tag: str) -> str:
+    """Run the shell ``blocks`` at once (each in a subshell), then print their output in
+    order (the guest's CPUs are slow; most of the blocks' time is waiting)."""
+    script = "".join(
+        f"(\n{block}) > {WORK}/{tag}.{index} 2>&1 &\n" for index, block in enumerate(blocks)
+    )
+    return script + "wait\n" + "".join(f"cat {WORK}/{tag}.{i}\n" for i in range(len(blocks)))
+
+
+def client(script: str) -> str:
+    return in_ns(CLIENT, "set +e\n" + script)
+
+
+def arp_probe(addresses: list[str]) -> str:
+    """ARP requests for ``addresses`` from the router on both server segments, after one
+    for the segment's server's own address (which must be answered: the probe works);
+    one line ``ARP device address received`` each."""
+    lines = []
+    for device, own in (("br0", SERVERS[SRV1]), ("r2", SERVERS[SRV2])):
+        for address in [own, *addresses]:
+            lines.append(
+                f"(n=$(arping -c 2 -w 2 -i {device} {address} 2>&1 | "
+                f"sed -n 's/.* \\([0-9]*\\) packets received.*/\\1/p'); "
+                f'echo "ARP {device} {address} ${{n:-?}}" > {WORK}/arp.{device}.{address}) &\n'
+            )
+    lines.append(f"wait\ncat {WORK}/arp.*\n")
+    return in_ns(ROUTER, "set +e\n" + "".join(lines))
+
+
+def counters() -> str:
+    """``COUNT ns comment packets`` for every counter of the lab tables."""
+    return "".join(
+        f"ip netns exec {ns} nft list table ip lab | "
+        f'sed -n \'s/.*counter packets \\([0-9]*\\) bytes [0-9]* .*comment "\\(.*\\)".*/'
+        f"COUNT {ns} \\2 \\1/p'\n"
+        for ns in (BAL_A, BAL_B, ROUTER)
+    )
+
+
+def parse(text: str, tag: str) -> list[list[str]]:
+    """The fields after ``tag`` of every line that starts with it."""
+    return [line.split()[1:] for line in text.splitlines() if line.split()[:1] == [tag]]
+
+
+def reboot(server: str) -> str:
+    """The server's namespace is deleted and made again as a boot makes it (uplink,
+    default route, strict rp_filter, httpd; no VIP, no tunnel, modules still loaded: they
+    are global), then what the persisted files under its root do at boot is replayed:
+    systemd-modules-load (modules-load.d), systemd-sysctl (sysctl.d, again after the
+    units as udev does for devices that appear later) and every unit enabled in
+    multi-user.target.wants (its ExecStart lines, /etc paths taken under the root)."""
+    r = root(server)
+    port = "p1" if server == SRV1 else "r2"
+    relink = (
+        _bridge_port("p1", SRV1, "s0")
+        if server == SRV1
+        else _veth(ROUTER, "r2", SRV2, "s0")
+        + f"ip -n {ROUTER} address add 192.0.2.1/24 dev r2\nip -n {ROUTER} link set r2 up\n"
+        + f"ip netns exec {ROUTER} sysctl -qw net.ipv4.conf.r2.rp_filter=0\n"
+    )
+    return f"""\
+ip netns pids {server} | xargs -r kill
+ip netns del {server}
+ip -n {ROUTER} link show {port} >/dev/null 2>&1 && exit 9  # the old link must be gone
+ip netns add {server}
+{relink}{server_setup(server)}\
+echo "BOOT files: $(cd {r} && find . -type f -o -type l | sort | tr '\\n' ' ')"
+for f in {r}/etc/modules-load.d/*.conf; do
+    [ -e "$f" ] || continue
+    modules=$(grep -v '^[#;]' "$f" | tr '\\n' ' ')
+    echo "BOOT modprobe $modules"
+    modprobe -a $modules
+done
+sysctls() {{
+    for f in {r}/etc/sysctl.d/*.conf; do
+        [ -e "$f" ] || continue
+        ip netns exec {server} sysctl -q -e -p "$f" || echo "BOOT sysctl $f failed"
+    done
+}}
+sysctls
+for link in {r}/etc/systemd/system/multi-user.target.wants/*.service; do
+    unit={r}/etc/systemd/system/$(basename "$link")  # the link's target, under the root
+    [ -e "$unit" ] || continue
+    sed -n 's/^ExecStart=//p' "$unit" | sed "s# /etc/# {r}/etc/#g" | while read -r line; do
+        echo "BOOT $(basename $unit): $line"
+        ip netns exec {server} $line || echo "BOOT failed: $line"
+    done
+done
+sysctls
+"""
