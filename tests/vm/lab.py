@@ -314,8 +314,10 @@ def reboot(server: str) -> str:
         + f"ip netns exec {ROUTER} sysctl -qw net.ipv4.conf.r2.rp_filter=0\n"
     )
     return f"""\
-ip netns pids {server} | xargs -r kill
+ip netns pids {server} | xargs -r kill 2>/dev/null || true  # httpd children come and go
+for i in $(seq 50); do [ -z "$(ip netns pids {server})" ] && break; sleep 0.1; done
 ip netns del {server}
+for i in $(seq 50); do ip -n {ROUTER} link show {port} >/dev/null 2>&1 || break; sleep 0.1; done
 ip -n {ROUTER} link show {port} >/dev/null 2>&1 && exit 9  # the old link must be gone
 ip netns add {server}
 {relink}{server_setup(server)}\

@@ -93,7 +93,11 @@ STEPS: dict[str, str | vm.Python] = {
     # deleted too: drift must see both.
     "noclamp": "".join(lab.in_ns(s, "nft delete table inet dsrctl") + "\n" for s in (S1, S2))
     + _traffic("noclamp", [], VIPS),
-    "drift": f"ip -n {S1} link del {lab.GRE_DEVICE}\nset +e\n"
+    # ... and rp_filter back to strict on srv1's `all`: the IPIP it decapsulates is dropped
+    "drift": f"ip -n {S1} link del {lab.GRE_DEVICE}\n"
+    + f"ip netns exec {S1} sysctl -qw net.ipv4.conf.all.rp_filter=1\n"
+    + lab.client("set +e\n" + lab.requests(lab.VIP_IPIP, 6))
+    + "\nset +e\n"
     + _rc(S1, "drift", lab.spec_path(S1, 2), tag="drift"),
     # srv1 repaired by apply, srv2's clamp by the file dsrctl persisted for the boot.
     "repair": "set +e\n"
@@ -242,6 +246,15 @@ def test_rp_filter_strict_before_apply_works_after(boot: vm.Boot) -> None:
         assert values[(name, "s0", "rp_filter")] == "1"
         assert values[(name, "default", "rp_filter")] == "1"
         assert values[(name, "all", "arp_ignore")] == "1"
+
+
+def test_strict_rp_filter_drops_decapsulated_packets(boot: vm.Boot) -> None:
+    """What apply's rp_filter 0 is for: with `all` back at 1 on srv1 (tunl0 still 0, the
+    effective value is the maximum) srv1 drops the IPIP from IPVS, srv2 still answers;
+    drift reports the key and apply puts it back (the traffic after the repair passes)."""
+    answers = _hits(boot, "drift")[lab.VIP_IPIP]
+    assert "srv1" not in answers and "srv2" in answers and "FAIL" in answers, answers
+    assert "DRIFT sysctl net.ipv4.conf.all.rp_filter: expected 0, actual 1" in boot["drift"].stdout
 
 
 def test_decap_side_as_declared(boot: vm.Boot) -> None:
