@@ -184,9 +184,10 @@ class TunnelState:
 
 @dataclass(frozen=True)
 class ModuleState:
-    """A kernel module: loaded (or built in), and what in this network namespace uses it
-    (devices of its link kinds other than its fallback devices, fou ports): unloading a
-    module destroys every such device."""
+    """A kernel module: loaded (or built in), its reference count, and what uses it: the
+    modules that hold it (``module:<name>``, each one reference) and, in this network
+    namespace, the devices of its link kinds other than its fallback devices and the fou
+    ports (``fou:<port>``): unloading a module destroys every such device."""
 
     loaded: bool
     builtin: bool = False

@@ -67,21 +67,22 @@ class ModuleKind(ResourceKind):
     def leave_removed(self, desired: Desired, current: HostState) -> None:
         """A module dsrctl loaded stays when it is built in or used by something this plan
         does not remove: unloading it would destroy every device of its kinds."""
-        going = {name for name, state in desired.tunnels.items() if state is None}
+        going = {f"tunnel:{name}" for name, state in desired.tunnels.items() if state is None}
         going |= {f"fou:{port}" for port, kind in desired.fou_ports.items() if kind is None}
+        going |= {f"module:{name}" for name, value in desired.modules.items() if value is None}
         for name, value in list(desired.modules.items()):
             state = current.modules.get(name)
             if value is not None or state is None or not state.loaded:
                 continue
-            users = [user for user in state.users if user not in going]
-            if state.builtin or state.refcnt or users:
+            holders = [user for user in state.users if user.startswith("module:")]
+            users = [
+                user for user in state.users if user not in going and f"tunnel:{user}" not in going
+            ]
+            if state.refcnt > len(holders):
+                users.append(f"{state.refcnt - len(holders)} reference(s) besides modules")
+            if state.builtin or users:
                 del desired.modules[name]
-                why = (
-                    "it is built in"
-                    if state.builtin
-                    else "in use by "
-                    + ", ".join(users or [f"{state.refcnt} other module(s) or socket(s)"])
-                )
+                why = "it is built in" if state.builtin else "in use by " + ", ".join(users)
                 desired.notes.append(
                     f"kernel module {name} was loaded by dsrctl and is no longer needed, "
                     f"but stays loaded: {why}"

@@ -64,6 +64,10 @@ def add_port(port: int, kind: str) -> None:
 
 
 def remove_port(port: int) -> None:
+    """Remove the port; a port that is not there is already as wanted (the kernel would
+    say EINVAL, as for a malformed request)."""
+    if port not in read_ports():
+        return
     _request(FOU_CMD_DEL, _port_attrs(port), f"cannot remove fou port {port}")
 
 

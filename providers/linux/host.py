@@ -314,13 +314,18 @@ class LinuxHost(Provider):
         state = kmod.module_state(name)
         if not state.loaded:
             return None
+        holders = [user for user in state.users if user.startswith("module:")]
         users = list(module_users(name, dump_links()))
         if kmod.canonical(name) == "fou":
             from providers.linux.fou import read_ports
 
             users += [f"fou port {port}" for port in sorted(read_ports())]
+        if holders and not users and state.refcnt == len(holders):
+            # Only modules hold it (ip6_gre holds ip6_tunnel): `modprobe -r` of the holder
+            # removes it too, once unused.
+            return None
         if state.builtin or state.refcnt or users:
-            why = "it is built in" if state.builtin else _in_use(state.refcnt, users)
+            why = "it is built in" if state.builtin else _in_use(state.refcnt, holders + users)
             return f"kernel module {name} stays loaded: {why}"
         try:
             kmod.unload(name)
@@ -472,14 +477,14 @@ def _read_tunnels(state: HostState, scope: ReadScope) -> None:
     state.fou_ports = read_ports()
     for name in scope.modules:
         module = kmod.module_state(name)
-        users = module_users(name, links)
+        users = module.users + module_users(name, links)
         if kmod.canonical(name) == "fou":
             users += tuple(f"fou:{port}" for port in sorted(state.fou_ports))
         state.modules[name] = dataclasses.replace(module, users=users)
 
 
 def _in_use(refcnt: int, users: list[str]) -> str:
-    parts = [f"{refcnt} other module(s) or socket(s) hold it"] if refcnt else []
+    parts = [f"its reference count is {refcnt}"] if refcnt else []
     if users:
         parts.append("in use by " + ", ".join(users))
     return "; ".join(parts)

@@ -79,7 +79,13 @@ def module_state(name: str, sys_module: str = SYS_MODULE) -> ModuleState:
             refcnt = int(handle.read().strip() or 0)
     except (OSError, ValueError):  # built in: no refcnt
         return ModuleState(loaded=True, builtin=True)
-    return ModuleState(loaded=True, builtin=is_builtin, refcnt=refcnt)
+    try:  # the modules that need this one (ip6_gre holds ip6_tunnel)
+        holders = tuple(
+            sorted(f"module:{h}" for h in os.listdir(os.path.join(directory, "holders")))
+        )
+    except OSError:
+        holders = ()
+    return ModuleState(loaded=True, builtin=is_builtin, refcnt=refcnt, users=holders)
 
 
 def load(name: str) -> None:
