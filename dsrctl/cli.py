@@ -409,6 +409,12 @@ def show(
         state = StateDir(options.state_dir, safefile)
         state.verify()  # trusted before any record in it is read
         records = Ownership.load(state.ownership_file).records
+        if provider.platform == "linux":
+            from dsrctl.linux.effective import describe_effective
+
+            assert isinstance(provider, LinuxHost)
+            tunnels = [r.partition(":")[2] for r in records if r.startswith("tunnel:")]
+            report["effective"] = describe_effective(provider, root, tunnels)
         from dsrctl.engine import state_notes
 
         report["dsrctl"] = {

@@ -227,12 +227,57 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
                 f"{k}={yes_no(v)}" for k, v in address.items() if k not in ("address", "prefix")
             )
             out.line(f"    {address['address']}/{address['prefix']}  {extra}")
+    effective = report.get("effective")
+    if effective:
+        render_effective(out, effective)
     persistence = report.get("persistence")
     if persistence:
         render_persistence(out, persistence)
     records = report.get("dsrctl")
     if records:
         render_records(out, records)
+
+
+def render_effective(out: Output, report: dict[str, Any]) -> None:
+    """What the kernel acts on for the interfaces that matter to DSR (dsrctl.linux.effective):
+    max(all, interface), and the sysctl.d line that sets each value at boot."""
+    out.line(
+        "ARP and reverse-path filter of the interfaces that matter (the kernel acts on "
+        f"max(all, interface)), with the sysctl.d line that sets each at boot (under "
+        f"{report['root']}):",
+        "bold",
+    )
+    rows = []
+    problems = []
+    for entry in report["interfaces"]:
+        for leaf, value in entry["values"].items():
+            effective = "-" if entry["name"] in ("all", "default") else value["effective"]
+            boot = value["boot_where"]
+            if boot is None:
+                boot = (
+                    "no line (kernel default)"
+                    if entry["name"] in ("all", "default", "lo")
+                    else "no line: starts from conf.default"
+                )
+            shown = "absent" if value["own"] is None else str(value["own"])
+            rows.append(
+                [
+                    entry["name"],
+                    entry["role"],
+                    leaf,
+                    shown,
+                    str(effective).replace("None", "?"),
+                    boot,
+                ]
+            )
+            if value["problem"]:
+                problems.append(f"{entry['name']} {leaf} {value['effective']}: {value['problem']}")
+    for text in table_lines(
+        ["interface", "role", "key", "own", "effective", "set at boot by"], rows
+    ):
+        out.line("  " + text)
+    for text in problems:
+        out.line(f"  ! {text}", "yellow")
 
 
 CREATED_YES = "created by dsrctl: yes (apply removes it when the spec drops it)"

@@ -71,7 +71,9 @@ def build_desired(
     linux = spec.linux
     # rp_filter 0 for the tunnels' decap devices; the spec's own keys win (a conflicting
     # one is refused by dsrctl.linux.checks).
-    desired.sysctls = {**tunnel_sysctls(spec), **linux.all_sysctls()}
+    desired.sysctls = linux.all_sysctls()
+    for key, value in tunnel_sysctls(spec).items():
+        desired.sysctls.setdefault(key, value)
     desired.step_notes.update(tunnel_notes(spec))
     desired.addresses[linux.interface] = {state.cidr: state for state in vip_states(spec)}
     desired.routes = {state.key: state for state in range_states(spec)}

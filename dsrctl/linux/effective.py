@@ -22,10 +22,15 @@ seeing the repaired value, would drop it and restore the old one). Pure: plain d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dsrctl.model import SysctlValue, sysctl_id
-from dsrctl.spec import Spec
-from state.ownership import Ownership
+
+if TYPE_CHECKING:
+    from dsrctl.spec import Spec
+    from providers.linux.host import LinuxHost
+    from providers.linux.persist.sysctl_conflicts import Assignment
+    from state.ownership import Ownership
 
 RP_ALL = "net.ipv4.conf.all.rp_filter"
 ARP_LEAVES = ("arp_ignore", "arp_announce")
@@ -69,8 +74,8 @@ def tunnel_notes(spec: Spec) -> dict[str, str]:
         sysctl_id(conf_key(device, "rp_filter")): rp_filter_reason(device) for device in devices
     }
     if devices:
-        notes[sysctl_id(RP_ALL)] = rp_filter_reason(", ".join(devices)) + (
-            " (the kernel uses max(all, device))"
+        notes[sysctl_id(RP_ALL)] = (
+            f"{rp_filter_reason(', '.join(devices))}, and the kernel uses max(all, device)"
         )
     return notes
 
@@ -155,7 +160,10 @@ def computed(
                 continue
             value = observed.get(key)
             reason = arp_defeat(leaf, value, spec_arp[leaf])
-            if reason is None and sysctl_id(key) not in records:
+            # Kept once it has the spec's value (repaired, or set so by hand): the next
+            # plan, and the verification right after the repair, see no defeat any more.
+            kept = value == spec_arp[leaf] or sysctl_id(key) in records
+            if reason is None and not kept:
                 continue
             result.sysctls[key] = spec_arp[leaf]
             result.step_notes[sysctl_id(key)] = (
@@ -172,17 +180,114 @@ def computed(
         key = conf_key(device, "rp_filter")
         if key in explicit:
             continue
+        # The uplink's filter as it was, max(all, uplink), before all went to 0: all's
+        # value before dsrctl changed it (the records), else all's value now.
         record = records.get(sysctl_id(RP_ALL))
         before = record.original if record is not None else current.get(RP_ALL)
         value = observed.get(key)
-        if not isinstance(before, int) or before <= 0:
-            continue
-        lower = isinstance(value, int) and value < before
-        if not lower and sysctl_id(key) not in records:
-            continue
-        result.sysctls[key] = before
+        wanted = max(
+            before if isinstance(before, int) else 0, value if isinstance(value, int) else 0
+        )
+        if wanted <= 0 and sysctl_id(key) not in records:
+            continue  # no filter to keep
+        result.sysctls[key] = wanted
         result.step_notes[sysctl_id(key)] = (
-            f"keeps {device}'s reverse-path filter at {before}, max(all, {device}) before "
+            f"keeps {device}'s reverse-path filter at {wanted}, max(all, {device}) before "
             "all goes to 0 for the tunnel"
         )
     return result
+
+
+def boot_defeats(
+    spec: Spec,
+    uplinks: tuple[str, ...],
+    managed: dict[str, SysctlValue],
+    sources: dict[str, Assignment | None],
+) -> list[str]:
+    """Warnings for sysctl.d lines that give an uplink a defeating ARP value at boot, for
+    the keys dsrctl does not manage (the conflict scan covers those). ``sources``: the
+    line that sets each key of :func:`boot_keys` at boot."""
+    warnings = []
+    spec_arp = {"arp_ignore": spec.linux.arp_ignore, "arp_announce": spec.linux.arp_announce}
+    for device in relevant_uplinks(spec, uplinks):
+        for leaf in ARP_LEAVES:
+            key = conf_key(device, leaf)
+            line = sources.get(key)
+            if key in managed or line is None or line.value is None:
+                continue
+            try:
+                value = int(line.value)
+            except ValueError:
+                continue
+            reason = arp_defeat(leaf, value, spec_arp[leaf])
+            if reason is not None:
+                warnings.append(
+                    f"WARNING: {line.where()} sets {key} = {value} at boot, which defeats "
+                    f"linux.{leaf} = {spec_arp[leaf]}: the kernel uses max(conf.all, "
+                    f"conf.{device}) = {value}, and {reason}; remove that line (after a "
+                    "reboot drift reports it and apply sets the spec's value)"
+                )
+    return warnings
+
+
+def boot_keys(spec: Spec, uplinks: tuple[str, ...]) -> list[str]:
+    """The keys whose boot-time line :func:`boot_defeats` judges."""
+    return [conf_key(dev, leaf) for dev in relevant_uplinks(spec, uplinks) for leaf in ARP_LEAVES]
+
+
+# -- show ---------------------------------------------------------------------------------
+
+
+def describe_effective(host: LinuxHost, root: str, recorded: list[str]) -> dict[str, Any]:
+    """`show`: for all, default, lo, the uplinks and the decap devices (those on the host
+    and those dsrctl's records name), each key's own value, the effective value the kernel
+    acts on, the sysctl.d line that sets it at boot (under ``root``) and what is wrong."""
+    rows: list[tuple[str, str]] = [("all", "all"), ("default", "default"), ("lo", "loopback")]
+    for name in host.uplinks():
+        rows.append((name, "uplink"))
+    for name in [*host.decap_devices(), *recorded]:
+        if name not in [row[0] for row in rows]:
+            rows.append((name, "decap"))
+    keys = [conf_key(name, leaf) for name, _ in rows for leaf in SHOWN_LEAVES]
+    boot = host.boot_sysctl_sources(root, keys)
+    common = {leaf: host.try_sysctl(conf_key("all", leaf)) for leaf in SHOWN_LEAVES}
+    interfaces = []
+    for name, role in rows:
+        values: dict[str, Any] = {}
+        for leaf in SHOWN_LEAVES:
+            key = conf_key(name, leaf)
+            own = host.try_sysctl(key)
+            effective = own
+            if name not in ("all", "default"):
+                effective = _max(own, common[leaf])
+            line = boot[key]
+            values[leaf] = {
+                "own": own,
+                "effective": effective,
+                "boot": line.to_json() if line is not None else None,
+                "boot_where": line.where() if line is not None else None,
+                "problem": _problem(role, leaf, effective),
+            }
+        interfaces.append({"name": name, "role": role, "values": values})
+    return {"root": root, "interfaces": interfaces}
+
+
+def _max(own: SysctlValue | None, common: SysctlValue | None) -> SysctlValue | None:
+    if isinstance(own, int) and isinstance(common, int):
+        return max(own, common)
+    return None
+
+
+def _problem(role: str, leaf: str, effective: SysctlValue | None) -> str | None:
+    """What the effective value means for DSR on an interface of this role, if wrong."""
+    if not isinstance(effective, int):
+        return None
+    if role == "uplink" and leaf == "arp_ignore" and effective not in (1, 2):
+        if effective == 8:
+            return "answers no ARP at all, for the host's own addresses too"
+        return "answers ARP for addresses on lo (the VIPs)"
+    if role == "uplink" and leaf == "arp_announce" and effective != 2:
+        return "a VIP can be the source of ARP requests"
+    if role == "decap" and leaf == "rp_filter" and effective != 0:
+        return "drops decapsulated packets (unless the device has an IPv4 address)"
+    return None

@@ -16,7 +16,13 @@ from dsrctl.linux.desired import (
     set_sysctl_file,
     vip_states,
 )
-from dsrctl.linux.effective import Computed, computed, observed_keys
+from dsrctl.linux.effective import (
+    Computed,
+    boot_defeats,
+    boot_keys,
+    computed,
+    observed_keys,
+)
 from dsrctl.linux.mss import plan_mss
 from dsrctl.linux.persistence import Persistence, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
@@ -27,6 +33,7 @@ from providers.linux.persist import Detection
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
 
@@ -49,6 +56,7 @@ class LinuxPlannerHost(Protocol):
     def uplink(self, version: int, name: str | None) -> Uplink | None: ...
 
     def nft_path(self) -> str | None: ...
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
 
 
 def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> PlanResult:
@@ -69,6 +77,10 @@ def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> 
         desired.notes += provider.sysctl_conflicts(
             persist.root, persist.sysctl_file, desired.sysctls
         )
+        keys = boot_keys(spec, uplinks)
+        if keys:
+            sources = provider.boot_sysctl_sources(persist.root, keys)
+            desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
     return PlanResult(

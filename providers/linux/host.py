@@ -18,6 +18,7 @@ from providers.safefile import Staged
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
     from providers.linux.persist import Detection
+    from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
 CAP_NET_ADMIN = 12
@@ -268,6 +269,28 @@ class LinuxHost(Provider):
         from providers.linux.persist.probe import default_route_devices
 
         return default_route_devices()
+
+    def decap_devices(self) -> tuple[str, ...]:
+        """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
+        decapsulate (`show`)."""
+        from providers.linux.rtnl import dump_links
+
+        kinds = ("ipip", "gre", "ip6tnl", "ip6gre")
+        return tuple(
+            link.name
+            for link in dump_links()
+            if link.kind in kinds or (link.kind == "vxlan" and link.gpe)
+        )
+
+    def try_sysctl(self, key: str) -> SysctlValue | None:
+        """The key's value, or None when it cannot be read (no such key, no permission)."""
+        return self._try_read(key)
+
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
+        """For each key, the sysctl.d line under ``root`` that sets it at boot, or None."""
+        from providers.linux.persist.sysctl_conflicts import boot_sources
+
+        return boot_sources(root, keys)
 
     def _try_read(self, key: str) -> SysctlValue | None:
         try:

@@ -9,6 +9,8 @@ import pytest
 
 from dsrctl.linux.effective import (
     arp_defeat,
+    boot_defeats,
+    boot_keys,
     computed,
     observed_keys,
     rp_filter_conflict,
@@ -19,6 +21,7 @@ from dsrctl.linux.planner import plan_linux
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
 from providers.linux.persist import Detection
+from providers.linux.persist.sysctl_conflicts import Assignment
 from providers.linux.uplinks import Uplink
 from state.ownership import Ownership, OwnershipRecord
 
@@ -100,13 +103,21 @@ def test_a_defeating_uplink_value_is_set_to_the_spec_value_and_stays_managed() -
         "max(conf.all, conf.eth0) = 3, and 3 only skips scope-host addresses, so the host "
         "answers ARP for its VIPs; dsrctl sets net.ipv4.conf.eth0.arp_ignore = 1"
     )
-    # Repaired and recorded: still managed (else the next plan would restore the 3).
-    record = OwnershipRecord(created=False, original=3, since="")
-    owned = Ownership({"sysctl:net.ipv4.conf.eth0.arp_ignore": record})
+    # Repaired: still managed (else the next plan would drop it and restore the 3), also
+    # before the records say so (the verification right after the repair).
     observed["net.ipv4.conf.eth0.arp_ignore"] = 1
-    again = computed(s, ("eth0",), observed, {}, owned)
+    again = computed(s, ("eth0",), observed, {}, Ownership())
     assert again.sysctls == {"net.ipv4.conf.eth0.arp_ignore": 1}
     assert again.notes == []
+    # Recorded and changed since to a harmless 0: set back to the spec's value.
+    record = OwnershipRecord(created=False, original=3, since="")
+    owned = Ownership({"sysctl:net.ipv4.conf.eth0.arp_ignore": record})
+    observed["net.ipv4.conf.eth0.arp_ignore"] = 0
+    assert computed(s, ("eth0",), observed, {}, owned).sysctls == {
+        "net.ipv4.conf.eth0.arp_ignore": 1
+    }
+    # An uplink that never had a defeating or the spec's value is not managed.
+    assert computed(s, ("eth0",), {}, {}, Ownership()).sysctls == {}
 
 
 def test_the_uplink_keeps_its_rp_filter_when_all_goes_to_0() -> None:
@@ -116,8 +127,10 @@ def test_the_uplink_keeps_its_rp_filter_when_all_goes_to_0() -> None:
     assert key in observed_keys(s, ("eth0",))
     found = computed(s, ("eth0",), observed, {RP_ALL: 1}, Ownership())
     assert found.sysctls == {key: 1}
-    # Its own value already as strict: nothing to keep.
-    assert computed(s, ("eth0",), {key: 2}, {RP_ALL: 1}, Ownership()).sysctls == {}
+    # Its own value already as strict: kept as it is (managed, no change).
+    assert computed(s, ("eth0",), {key: 2}, {RP_ALL: 1}, Ownership()).sysctls == {key: 2}
+    # Right after the apply (all 0, nothing recorded yet): the value set is kept.
+    assert computed(s, ("eth0",), {key: 1}, {RP_ALL: 0}, Ownership()).sysctls == {key: 1}
     # After the apply (all = 0 now) the value before dsrctl comes from the records.
     owned = Ownership(
         {
@@ -165,6 +178,9 @@ class FakeHost:
 
     def nft_path(self) -> str | None:
         return "/usr/sbin/nft"
+
+    def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
+        raise AssertionError("persistence is disabled: no sysctl.d files to read")
 
 
 def test_the_plan_sets_rp_filter_with_its_reason_and_keeps_the_uplink_strict() -> None:
@@ -217,3 +233,26 @@ def test_the_plan_repairs_a_defeating_uplink_arp_value_and_says_why() -> None:
     assert any("defeats linux.arp_announce = 2" in note for note in plan.notes)
     host.sysctls["net.ipv4.conf.eth0.arp_announce"] = 2
     assert [s for s in plan_linux(spec(), host, Ownership()).plan.steps if s.kind == "sysctl"] == []
+
+
+def test_a_sysctl_d_line_that_defeats_the_spec_at_boot_is_a_warning() -> None:
+    s = spec()
+    assert boot_keys(s, ("eth0", "lo")) == [
+        "net.ipv4.conf.eth0.arp_ignore",
+        "net.ipv4.conf.eth0.arp_announce",
+    ]
+    glob = Assignment("/usr/lib/sysctl.d/60-x.conf", 4, "net.ipv4.conf.*.arp_ignore", "8")
+    fine = Assignment("/etc/sysctl.d/10-y.conf", 1, "net.ipv4.conf.eth0.arp_announce", "1")
+    sources: dict[str, Assignment | None] = {
+        "net.ipv4.conf.eth0.arp_ignore": glob,
+        "net.ipv4.conf.eth0.arp_announce": fine,
+    }
+    assert boot_defeats(s, ("eth0",), {}, sources) == [
+        "WARNING: /usr/lib/sysctl.d/60-x.conf line 4 (net.ipv4.conf.*.arp_ignore = 8) sets "
+        "net.ipv4.conf.eth0.arp_ignore = 8 at boot, which defeats linux.arp_ignore = 1: the "
+        "kernel uses max(conf.all, conf.eth0) = 8, and 8 answers no ARP at all, for the "
+        "host's own addresses too; remove that line (after a reboot drift reports it and "
+        "apply sets the spec's value)"
+    ]
+    # A key dsrctl manages is the conflict scan's (its own line is in dsrctl's file).
+    assert boot_defeats(s, ("eth0",), {"net.ipv4.conf.eth0.arp_ignore": 1}, sources) == []

@@ -148,3 +148,15 @@ def test_etc_sysctl_conf_is_read_last_where_systemd_does_not_boot(tmp_path: Path
     ]
     (tmp_path / "etc/systemd/system").mkdir(parents=True)
     assert scan(str(tmp_path), OURS, WANTED) == []
+
+
+def test_per_device_keys_where_systemd_does_not_boot_are_noted(tmp_path: Path) -> None:
+    """Without systemd no udev rule applies a device's keys when it appears later."""
+    wanted: dict[str, int | str] = {**WANTED, "net.ipv4.conf.dsrgpe0.rp_filter": 0}
+    (note,) = scan(str(tmp_path), OURS, wanted)
+    assert note.startswith(
+        "systemd does not boot this host: procps' 'sysctl --system' applies "
+        "net.ipv4.conf.dsrgpe0.rp_filter once, early at boot, and only to devices that exist"
+    )
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    assert scan(str(tmp_path), OURS, wanted) == []

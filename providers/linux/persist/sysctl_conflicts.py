@@ -224,7 +224,20 @@ def scan(root: str, sysctl_file: str, wanted: dict[str, SysctlValue]) -> list[st
     if name not in taken:  # not written yet: where it will be read
         position = sum(1 for path, _ in files if _order(path) < name)
         files.insert(position, (sysctl_file, ""))
+    late = [key for key in wanted if _per_device(key)]
+    if late and not systemd:
+        unreadable.append(
+            "systemd does not boot this host: procps' 'sysctl --system' applies "
+            f"{', '.join(late)} once, early at boot, and only to devices that exist by then "
+            "(no udev rule applies them when a device appears later); create those devices "
+            "before it runs, or set the keys where they are created"
+        )
     return overrides(files, sysctl_file, wanted, systemd) + unreadable
+
+
+def _per_device(key: str) -> bool:
+    parts = split_key(key)
+    return len(parts) == 5 and parts[2] == "conf" and parts[3] not in ("all", "default")
 
 
 def _describe(tree: Tree, path: str) -> str:
