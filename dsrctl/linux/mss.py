@@ -133,6 +133,8 @@ def tunnel_limits(spec: Spec, host: MssHost) -> list[TunnelLimit]:
 
 def check_mss(spec: Spec, host: MssHost) -> None:
     """validate/plan refuse a tunnel spec whose clamp cannot be made."""
+    from providers.linux.nft import SBIN
+
     if not spec.tunnels:
         return
     if host.nft_path() is None:
@@ -141,7 +143,7 @@ def check_mss(spec: Spec, host: MssHost) -> None:
             "tunnel[0].kind",
             spec.tunnels[0].kind,
             "tunnel mode clamps the MSS of the VIPs' SYN-ACKs with nftables, and nft is not "
-            "on PATH: install nftables (the package is 'nftables')",
+            f"installed (not on PATH, nor in {' or '.join(SBIN)}): install nftables",
         )
     tunnel_limits(spec, host)
 
@@ -168,10 +170,7 @@ def clamp_for(spec: Spec, limits: list[TunnelLimit]) -> tuple[MssClamp | None, s
         if len(rules) == 1
         else ", ".join(f"{rule.mss} (IPv{version})" for version, rule in rules.items())
     )
-    why = (
-        f"clamp the MSS of SYN-ACKs from the VIPs to {values}: {' and '.join(reasons)}, "
-        f"and {WHY}"
-    )
+    why = f"clamp the MSS of SYN-ACKs from the VIPs to {values}: {' and '.join(reasons)}, and {WHY}"
     return MssClamp(rules.get(4), rules.get(6)), why
 
 

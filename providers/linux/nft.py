@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -39,13 +40,19 @@ FAMILY, TABLE, CHAIN = "inet", "dsrctl", "mss"
 SETS = {4: "vips4", 6: "vips6"}
 _PROTOCOLS = {4: "ip", 6: "ip6"}
 _SET_TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
+SYN_ACK = frozenset({"syn", "ack"})
 _CHAIN = {"type": "filter", "hook": "output", "prio": -150, "policy": "accept"}
 TIMEOUT = 60.0  # seconds for one nft run (a set of 10,000 VIPs loads in well under one)
 
 
+# Where distributions install nft, for a PATH without the sbin directories (cron's
+# default is /usr/bin:/bin, and drift runs from cron).
+SBIN = ("/usr/sbin", "/sbin")
+
+
 def find_nft() -> str | None:
-    """The nft program on PATH, or None."""
-    return shutil.which("nft")
+    """The nft program on PATH or in the sbin directories, or None."""
+    return shutil.which("nft") or shutil.which("nft", path=os.pathsep.join(SBIN))
 
 
 def collapse(networks: Iterable[str], version: int) -> tuple[str, ...]:
@@ -164,15 +171,9 @@ def _decode_set(body: dict[str, Any]) -> tuple[int, tuple[str, ...]] | None:
     version = next((v for v, name in SETS.items() if body.get("name") == name), None)
     if version is None or body.get("type") != _SET_TYPES[version]:
         return None
-    if body.get("flags") != ["interval"] or set(body) - {
-        "family",
-        "name",
-        "table",
-        "type",
-        "handle",
-        "flags",
-        "elem",
-    }:
+    # Keys beside these (a comment, the set's size...) do not change what it matches;
+    # elements with timeouts are not plain elements and fail below.
+    if body.get("flags") != ["interval"]:
         return None
     networks: list[str] = []
     for element in body.get("elem", []):
@@ -192,23 +193,23 @@ def _decode_set(body: dict[str, Any]) -> tuple[int, tuple[str, ...]] | None:
 
 
 def _decode_rule(body: dict[str, Any]) -> tuple[int, int, str] | None:
-    """(version, mss, set) of a rule exactly as :func:`rule_text` writes it, else None."""
+    """(version, mss, set) of a rule that does what :func:`rule_text`'s does, however nft
+    prints it (0.9 and 1.0 print the flags differently), else None. A comment is no
+    change of what it does and is not compared."""
     expr = body.get("expr")
     if body.get("chain") != CHAIN or not isinstance(expr, list) or len(expr) != 4:
         return None
-    if set(body) - {"family", "table", "chain", "handle", "expr"}:
-        return None  # a comment, say: not dsrctl's
     saddr, flags, above, mangle = expr
     try:
-        match = saddr["match"]
-        protocol = match["left"]["payload"]["protocol"]
+        protocol = saddr["match"]["left"]["payload"]["protocol"]
         version = next(v for v, name in _PROTOCOLS.items() if name == protocol)
         mss = mangle["mangle"]["value"]
-    except (KeyError, TypeError, StopIteration):
+        masked, mask = flags["match"]["left"]["&"]
+        wanted_flags = {_flags(mask), _flags(flags["match"]["right"])} == {SYN_ACK}
+        syn_ack = wanted_flags and flags["match"]["op"] == "=="
+    except (KeyError, TypeError, ValueError, StopIteration):
         return None
     option = {"tcp option": {"name": "maxseg", "field": "size"}}
-    flag_bits = ["syn", "ack"]
-    tcp_flags = {"payload": {"protocol": "tcp", "field": "flags"}}
     wanted = [
         {
             "match": {
@@ -217,13 +218,27 @@ def _decode_rule(body: dict[str, Any]) -> tuple[int, int, str] | None:
                 "right": f"@{SETS[version]}",
             }
         },
-        {"match": {"op": "==", "left": {"&": [tcp_flags, flag_bits]}, "right": flag_bits}},
         {"match": {"op": ">", "left": option, "right": mss}},
         {"mangle": {"key": option, "value": mss}},
     ]
-    if [saddr, flags, above, mangle] != wanted or isinstance(mss, bool) or not isinstance(mss, int):
+    tcp_flags = {"payload": {"protocol": "tcp", "field": "flags"}}
+    if not syn_ack or masked != tcp_flags or [saddr, above, mangle] != wanted:
+        return None
+    if isinstance(mss, bool) or not isinstance(mss, int):
         return None
     return version, mss, SETS[version]
+
+
+def _flags(value: Any) -> frozenset[str]:
+    """TCP flag names however nft prints a set of them: ``["syn", "ack"]`` (1.0), or
+    ``{"|": ["syn", "ack"]}`` (0.9), or one name."""
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, dict) and set(value) == {"|"}:
+        value = value["|"]
+    if isinstance(value, list):
+        return frozenset().union(*(_flags(item) for item in value))
+    raise ValueError(f"not TCP flags: {value!r}")
 
 
 def _canonical(kind: str, body: Any) -> str:
@@ -236,7 +251,8 @@ def _required() -> str:
     program = find_nft()
     if program is None:
         raise HostError(
-            f"nft (nftables) is not installed: dsrctl cannot read or change its table "
+            f"nft (nftables) is not installed (not on PATH, nor in {' or '.join(SBIN)}): "
+            f"dsrctl cannot read or change its table "
             f"{FAMILY} {TABLE}; install nftables"
         )
     return program

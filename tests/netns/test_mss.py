@@ -11,6 +11,7 @@ can fail.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -152,7 +153,9 @@ def test_the_clamp_is_applied_observed_repaired_and_removed(make_netns: NetnsFac
         assert "No changes." in applied(server, spec)
 
 
-def test_an_mss_above_the_uplink_and_a_missing_nft_are_refused(make_netns: NetnsFactory) -> None:
+def test_an_mss_above_the_uplink_and_a_missing_nft_are_refused(
+    make_netns: NetnsFactory, tmp_path: Path
+) -> None:
     client, server = make_netns("client"), make_netns("server")
     link(client, server)
     spec = write_spec(server, VIPS + TUNNEL + "mss = 1460\n")
@@ -164,23 +167,47 @@ def test_an_mss_above_the_uplink_and_a_missing_nft_are_refused(make_netns: Netns
             "(s0 MTU 1500 - 36 vxlan-gpe - 40 = 1424)"
         )
     spec.write_text(spec.read_text().replace("mss = 1460\n", ""))
+    # cron's PATH (no sbin directory): nft is found in /usr/sbin all the same
+    assert dsrctl_with(server, tmp_path, ["plan", str(spec)], hide_nft=False).returncode == 0
+    # nft hidden (an empty file, not executable, mounted over it in a private mount
+    # namespace): refused before anything is read or changed
+    for command in ("validate", "plan"):
+        result = dsrctl_with(server, tmp_path, [command, str(spec)], hide_nft=True)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.strip() == (
+            f'error: {spec}: tunnel[0].kind = "vxlan-gpe": tunnel mode clamps the MSS of the '
+            "VIPs' SYN-ACKs with nftables, and nft is not installed (not on PATH, nor in "
+            "/usr/sbin or /sbin): install nftables"
+        )
+    assert not has_table(server)
+
+
+def dsrctl_with(
+    ns: Netns, tmp_path: Path, args: list[str], hide_nft: bool
+) -> subprocess.CompletedProcess[str]:
+    """dsrctl in ``ns`` with cron's PATH, and nft hidden if ``hide_nft``."""
+    empty = tmp_path / "no-nft"
+    empty.write_text("")
+    empty.chmod(0o644)
+    places = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft")
+    found = sorted({os.path.realpath(p) for p in places if os.path.exists(p)}) if hide_nft else []
+    hide = [f"mount --bind {shlex.quote(str(empty))} {path}" for path in found]
+    command = " && ".join([*hide, 'exec "$0" "$@"'])
     ip = shutil.which("ip")
     assert ip is not None
-    without_nft = subprocess.run(
-        [ip, "netns", "exec", server.name, sys.executable, "-m", "dsrctl", "plan", str(spec)],
+    private = ["unshare", "--mount", "--propagation", "private", "sh", "-c", command]
+    return subprocess.run(
+        [ip, "netns", "exec", ns.name, *private, sys.executable, "-m", "dsrctl", *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/nonexistent", "DSRCTL_STATE_DIR": str(server.state_dir)},
+        env={"PATH": "/usr/bin:/bin", "DSRCTL_STATE_DIR": str(ns.state_dir)},
     )
-    assert without_nft.returncode == 1, without_nft.stdout + without_nft.stderr
-    assert "nft is not on PATH: install nftables" in without_nft.stderr
-    assert not has_table(server)
 
 
 def test_the_clamp_comes_back_after_a_reboot(make_netns: NetnsFactory, tmp_path: Path) -> None:
     """The nft file and dsrctl-mss.service, enabled; the boot replayed in a fresh namespace
-    pair: the sysctl file, then each ExecStart= of dsrctl's units as written (the file
-    path as seen from the root)."""
+    pair: the sysctl file, then each ExecStart= of dsrctl's enabled units as written
+    (paths under /etc as seen from the root)."""
     root = systemd_root(tmp_path / "root")
     client, server = make_netns("client"), make_netns("server")
     link(client, server)
@@ -197,8 +224,11 @@ def test_the_clamp_comes_back_after_a_reboot(make_netns: NetnsFactory, tmp_path:
     link(client, rebooted)  # the network comes up: the uplink and its default route
     assert rebooted.dsrctl("drift", str(spec)).returncode == 2
     rebooted.run("sysctl", "-q", "-p", str(root / "etc/sysctl.d/90-dsrctl.conf"))
-    for name in ("dsrctl-mss.service", "dsrctl-vips.service"):
-        for line in (units / name).read_text().splitlines():
+    # Every unit of dsrctl's that the boot starts (the VIPs', the clamp's, and any other).
+    wanted = sorted((units / "multi-user.target.wants").glob("dsrctl-*.service"))
+    assert {unit.name for unit in wanted} >= {"dsrctl-mss.service", "dsrctl-vips.service"}
+    for unit_link in wanted:
+        for line in (units / unit_link.name).read_text().splitlines():
             if line.startswith("ExecStart="):
                 words = shlex.split(line.removeprefix("ExecStart="))
                 rebooted.run(*[f"{root}{w}" if w.startswith("/etc/") else w for w in words])

@@ -168,7 +168,19 @@ def test_an_ipv6_tunnel_mss_is_checked_with_the_ipv6_headers() -> None:
 def test_nft_missing_is_refused() -> None:
     message = refusal(spec('[[tunnel]]\nkind = "ipip"\n'), FakeHost(nft_path=None))
     assert message.startswith(f'{SPEC_PATH}: tunnel[0].kind = "ipip": tunnel mode clamps the MSS')
-    assert "nft is not on PATH: install nftables" in message
+    assert "nft is not installed (not on PATH, nor in /usr/sbin or /sbin)" in message
+
+
+def test_nft_is_found_outside_a_cron_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    program = sbin / "nft"
+    program.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(nft, "SBIN", (str(tmp_path / "usr-sbin"), str(sbin)))
+    assert nft.find_nft() is None  # not executable: not a program
+    program.chmod(0o755)
+    assert nft.find_nft() == str(program)
 
 
 def test_no_default_route_to_find_the_uplink_by_is_refused() -> None:
@@ -218,6 +230,22 @@ def test_a_changed_mss_or_chain_is_not_dsrctls() -> None:
             item["chain"]["prio"] = 0
     decoded = nft.decode(data)
     assert decoded is not None and decoded.other and decoded.other[0].startswith("chain: ")
+
+
+def test_nft_09s_flags_and_a_comment_are_the_same_rule() -> None:
+    data = json.loads((GOLDEN / "nft-list.json").read_text())
+    for item in data["nftables"]:
+        if "rule" in item:
+            flags = item["rule"]["expr"][1]["match"]
+            flags["left"]["&"][1] = {"|": ["ack", "syn"]}
+            flags["right"] = {"|": ["syn", "ack"]}
+            item["rule"]["comment"] = "someone's"
+    assert nft.decode(data) == CLAMP
+    for item in data["nftables"]:
+        if "rule" in item:
+            item["rule"]["expr"][1]["match"]["right"] = "syn"  # every SYN: not dsrctl's rule
+    decoded = nft.decode(data)
+    assert decoded is not None and decoded.ipv4 is None and len(decoded.other) == 4
 
 
 def test_no_table_decodes_to_none() -> None:
