@@ -12,6 +12,9 @@ Measures, with the interpreter running this script (sys.executable):
 * apply of 10,000 VIPs side by side with ``ip -batch`` adding the same 10,000 addresses,
   each in a fresh namespace, then drift, drift with one VIP removed and rollback at that
   size;
+* ``plan`` and ``drift`` of a spec holding one /16 VIP range (a local route, AnyIP) side by
+  side with a spec holding one single VIP, converged and drifted (the route or the
+  address removed);
 
 then prints Markdown tables and PASS/FAIL for the performance targets. It is a measurement,
 not a test: it exits 0 whatever the figures, and 1 only if the benchmark itself breaks (no
@@ -31,6 +34,7 @@ never touched.
     python benchmarks/run.py --quick      # 3 timed runs per figure
     python benchmarks/run.py --repeat 20 --json results.json
     python benchmarks/run.py --big-only   # only the 10,000-VIP comparison
+    python benchmarks/run.py --ranges-only  # only the /16 range vs single VIP figure
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ TARGET_RATIO = 1.5
 TARGET_APPLY_1000_S = 3.0
 BIG = 10_000  # VIPs of the big-batch comparison with ip -batch
 TARGET_BIG_RATIO = 1.3
+RANGE_NET = ipaddress.IPv4Network("198.19.0.0/16")  # the range figure's /16 (a local route)
+TARGET_RANGE_RATIO = 1.1
 
 
 class BenchmarkError(RuntimeError):
@@ -602,6 +608,95 @@ def child_cpu() -> Iterator[list[float]]:
     result[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def range_spec_text(sysctl_file: Path) -> str:
+    lines = [
+        f"# dsrctl benchmark spec: one /{RANGE_NET.prefixlen} range",
+        "version = 1",
+        "",
+        "[[vip]]",
+        f'address = "{RANGE_NET.network_address}"',
+        f"prefix = {RANGE_NET.prefixlen}",
+        "",
+        "[linux.persist]",
+        f'sysctl_file = "{sysctl_file}"',
+        'addresses = "none"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def range_present(ns: Netns) -> bool:
+    listing = sh("ip", "-n", ns.name, "route", "show", "table", "local", "type", "local")
+    return any(line.split()[1:2] == [str(RANGE_NET)] for line in listing.splitlines())
+
+
+def measure_ranges(spaces: Namespaces, repeat: int, results: dict[str, Any], log: Logger) -> None:
+    """plan and drift of one /16 range vs one single VIP, converged then drifted, each pair
+    in one round-robin (the ratio targets are judged per round)."""
+    single = spaces.create(1)
+    ranged = spaces.create(1)
+    ranged.spec.write_text(range_spec_text(ranged.workdir / "sysctl.d" / "90-dsrctl.conf"))
+    for ns in (single, ranged):
+        ns.dsrctl("apply", "--auto-approve", str(ns.spec))
+    problems = results["problems"]
+    if single.vips_present() != 1:
+        problems.append("range figure: apply did not add the single VIP")
+    if not range_present(ranged):
+        problems.append(f"range figure: apply did not add the local route {RANGE_NET}")
+    figures: dict[str, dict[str, Series]] = {"single": {}, "range": {}}
+    hosts = {"single": single, "range": ranged}
+    log(f"/{RANGE_NET.prefixlen} range vs single VIP, converged: {repeat} shuffled rounds ...")
+    probes = {
+        (who, command): dsrctl_probe(
+            f"{command} ({who}, converged)", ns, [command, str(ns.spec)], 0
+        )
+        for who, ns in hosts.items()
+        for command in ("plan", "drift")
+    }
+    round_robin(list(probes.values()), repeat, seed=3)
+    for (who, command), probe in probes.items():
+        figures[who][command] = probe.series
+    sh("ip", "-n", single.name, "address", "del", f"{vip_addresses(1)[0]}/32", "dev", "lo")
+    sh("ip", "-n", ranged.name, "route", "del", "local", str(RANGE_NET), "dev", "lo",
+       "table", "local")  # fmt: skip
+    log(f"/{RANGE_NET.prefixlen} range vs single VIP, drifted: {repeat} shuffled rounds ...")
+    drifted = {
+        who: dsrctl_probe(f"drift ({who}, drifted)", ns, ["drift", str(ns.spec)], 2)
+        for who, ns in hosts.items()
+    }
+    round_robin(list(drifted.values()), repeat, seed=4)
+    for who, probe in drifted.items():
+        figures[who]["drift_drifted"] = probe.series
+    results["ranges"] = figures
+    for ns in (single, ranged):
+        spaces.delete(ns)
+
+
+def markdown_ranges(figures: dict[str, dict[str, Series]]) -> list[str]:
+    out = [
+        f"One /{RANGE_NET.prefixlen} range ({RANGE_NET}, one local route) vs one single VIP "
+        f"({vip_addresses(1)[0]}/32), same round-robin:",
+        "",
+        "| Command | Host | Single VIP, median (ms) | /16 range, median (ms) | Range / single, "
+        "per round (median) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    rows = (
+        ("plan", "`plan`", "converged"),
+        ("drift", "`drift`", "converged"),
+        ("drift_drifted", "`drift`", "drifted (exit 2)"),
+    )
+    for key, label, host in rows:
+        single, ranged = figures["single"][key], figures["range"][key]
+        ratio = paired(ranged, single, ratio=True)
+        out.append(
+            f"| {label} | {host} | {ms(single.median)} | {ms(ranged.median)} | "
+            f"{ratio.median:.2f} x |"
+        )
+    out.append("")
+    return out
+
+
 # -- reporting ------------------------------------------------------------------------
 
 
@@ -649,6 +744,21 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 TARGET_BIG_RATIO,
             )
         )
+    if "ranges" in results:
+        figures = results["ranges"]
+        for number, (key, what) in enumerate(
+            (("plan", "plan"), ("drift", "drift"), ("drift_drifted", "drift (drifted)")), start=5
+        ):
+            checks.append(
+                (
+                    number,
+                    f"{what} of a /{RANGE_NET.prefixlen} range <= {TARGET_RANGE_RATIO} x {what} "
+                    "of a single VIP",
+                    figures["range"][key],
+                    figures["single"][key],
+                    TARGET_RANGE_RATIO,
+                )
+            )
     targets = []
     for number, what, series, reference, limit in checks:
         if reference is None:
@@ -704,6 +814,8 @@ def markdown(results: dict[str, Any]) -> str:
         out += markdown_sizes(results)
     if "big" in results:
         out += markdown_big(results["big"])
+    if "ranges" in results:
+        out += markdown_ranges(results["ranges"])
     if results["problems"]:
         out += ["Problems found while measuring:", ""]
         out += [f"- {problem}" for problem in results["problems"]]
@@ -907,6 +1019,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"only the {BIG:,}-VIP comparison of apply with ip -batch (and drift, rollback)",
     )
     parser.add_argument("--no-big", action="store_true", help=f"skip the {BIG:,}-VIP comparison")
+    parser.add_argument(
+        "--ranges-only",
+        action="store_true",
+        help=f"only plan and drift of a /{RANGE_NET.prefixlen} VIP range vs a single VIP",
+    )
+    parser.add_argument(
+        "--no-ranges", action="store_true", help="skip the VIP range vs single VIP figure"
+    )
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = QUICK_REPEAT if args.quick else FULL_REPEAT
@@ -914,6 +1034,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--repeat must be at least 1")
     if args.big_only and args.no_big:
         parser.error("--big-only and --no-big exclude each other")
+    if args.ranges_only and (args.big_only or args.no_ranges):
+        parser.error("--ranges-only excludes --big-only and --no-ranges")
     return args
 
 
@@ -958,11 +1080,13 @@ def run(args: argparse.Namespace, root: Path, spaces: Namespaces, log: Logger) -
         "sizes": {},
         "problems": [],
     }
-    if not args.big_only:
+    if not (args.big_only or args.ranges_only):
         measure_sizes(args, root, spaces, results, log)
-    if not args.no_big:
+    if not (args.no_big or args.ranges_only):
         log(f"{BIG:,} VIPs, apply vs ip -batch: {args.repeat} shuffled rounds + 1 warm-up ...")
         measure_big(spaces, root, args.repeat, results, log)
+    if not (args.no_ranges or args.big_only):
+        measure_ranges(spaces, args.repeat, results, log)
     results["meta"]["loadavg_end"] = loadavg()
     results["targets"] = check_targets(results)
     return results

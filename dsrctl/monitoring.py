@@ -15,7 +15,7 @@ from typing import Any
 from providers.safefile import write_atomic
 
 NAGIOS_OK, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 2, 3
-KINDS = ("sysctl", "address", "file")
+KINDS = ("sysctl", "address", "route", "file")  # always exported, 0 when in sync
 SYSLOG_SOCKET = "/dev/log"
 LOG_DAEMON = 3
 SEVERITY = {"err": 3, "warning": 4, "notice": 5, "info": 6}

@@ -58,7 +58,9 @@ class RouteState:
     device: str
     table: str = "local"  # "local", "main" or the table's number
     type: str = "local"  # "local", "unicast"...
-    priority: int | None = None  # observed, never compared: each boot tool picks its own
+    # The metric, as observed: kept to remove or restore exactly this route, but never
+    # compared (not even by ==): each boot tool and each family picks its own default.
+    priority: int | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

@@ -105,7 +105,8 @@ def rival_notes(claim: Claim, backend: str, detection: Detection, spec: Spec) ->
     interface = detection.interface
     if claim.backend == "systemd-networkd":
         keep = detection.networkd_keep
-        ipv6 = any(vip.version == 6 for vip in spec.vips)
+        # an IPv6 VIP is deprecated, which networkd counts as dynamic; a range has no lifetime
+        ipv6 = any(vip.version == 6 and not vip.is_range for vip in spec.vips)
         if keep in networkd.KEEPS_ALL or (keep == "static" and not ipv6):
             return [
                 f"{claim.describe()} also configures {interface} at boot; it keeps addresses "

@@ -72,6 +72,19 @@ def _ipv6_state(address: str, prefix: int, flags: int, preferred: int) -> Addres
     )
 
 
+def connected_networks(leave_out: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(interface, network cidr) of every address of every interface but ``leave_out``:
+    the subnets this host reaches directly."""
+    skip = set(leave_out)
+    names = {link.index: link.name for link in rtnl.dump_links() if link.name not in skip}
+    found = []
+    for index, family, address, prefix, _, _, _ in rtnl.address_fields(names):
+        full = 32 if family == socket.AF_INET else 128
+        if prefix < full:
+            found.append((names[index], f"{address}/{prefix}"))
+    return found
+
+
 def list_links() -> list[dict[str, Any]]:
     return [{"index": link.index, "name": link.name, "up": link.up} for link in rtnl.dump_links()]
 

@@ -66,6 +66,13 @@ class LinuxHost(Provider):
 
         return read_tunnels([name]).get(name)
 
+    def connected_networks(self, leave_out: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(interface, address/prefix) of the subnets this host sits in (VIP ranges must
+        not cover one: the spec check)."""
+        from providers.linux.addresses import connected_networks
+
+        return connected_networks(leave_out)
+
     def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
         # either; a non-root user also needs to get past the 0644 root-owned /proc/sys files.

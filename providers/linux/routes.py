@@ -193,7 +193,7 @@ def _encode(command: str, state: RouteState, indexes: dict[str, int]) -> bytes:
     ]
     if index is not None:
         attrs.append(_attr(RTA_OIF, rtnl.U32.pack(index)))
-    if command == "del" and state.priority is not None:
+    if state.priority is not None:  # as read: a rollback puts back the metric it had
         attrs.append(_attr(RTA_PRIORITY, rtnl.U32.pack(state.priority)))
     body = header + b"".join(attrs)
     return (

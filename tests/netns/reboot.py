@@ -25,6 +25,11 @@ VIPS = {
     "198.18.0.1": 'address = "198.18.0.1"\n',
     "2001:db8::100": 'address = "2001:db8::100"\n',
 }
+# VIP ranges (local routes), given to spec_text like the VIPs.
+RANGES = {
+    "198.18.5.0/24": 'address = "198.18.5.0"\nprefix = 24\n',
+    "2001:db8:5::/120": 'address = "2001:db8:5::"\nprefix = 120\n',
+}
 NETWORKD = next(
     p
     for p in ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd")
@@ -33,7 +38,7 @@ NETWORKD = next(
 
 
 def spec_text(root: Path, vips: list[str], addresses: str = "auto") -> str:
-    tables = "".join(f"[[vip]]\n{VIPS[vip]}" for vip in vips)
+    tables = "".join(f"[[vip]]\n{VIPS.get(vip) or RANGES[vip]}" for vip in vips)
     return f'version = 1\n{tables}\n[linux.persist]\nroot = "{root}"\naddresses = "{addresses}"\n'
 
 

@@ -57,6 +57,7 @@ def test_prometheus_in_sync_and_drift() -> None:
     assert value(ok, "dsrctl_drift_in_sync") == 1
     assert value(ok, "dsrctl_drift_error") == 0
     assert value(ok, "dsrctl_drift_items", kind="sysctl") == 0
+    assert value(ok, "dsrctl_drift_items", kind="route") == 0  # a VIP range's local route
     assert value(ok, "dsrctl_drift_duration_seconds") == 0.25
     assert value(ok, "dsrctl_drift_last_success_timestamp_seconds") == 1000.25
     drifted = samples(monitoring.prometheus_text(DriftRun(SPEC, 2000.0, 0.5, items=ITEMS)))
@@ -107,7 +108,10 @@ def test_nagios_lines_and_codes() -> None:
     assert line.startswith("DSRCTL CRITICAL - 2 item(s) drifted from")
     assert "sysctl net.ipv4.conf.all.arp_ignore (expected 1, actual 0)" in line
     assert "address lo:192.0.2.100/32 (expected label=lo:1, actual missing)" in line
-    assert "| drifted=2;;1;0 address=1;;1;0 file=0;;1;0 sysctl=1;;1;0 duration=0.200s" in line
+    assert (
+        "| drifted=2;;1;0 address=1;;1;0 file=0;;1;0 route=0;;1;0 sysctl=1;;1;0 duration=0.200s"
+        in line
+    )
     code, line = monitoring.nagios_line(DriftRun(SPEC, 1.0, 0.2, error="spec file not found"))
     assert (code, line) == (3, "DSRCTL UNKNOWN - spec file not found | duration=0.200s")
     assert "\n" not in line
