@@ -44,6 +44,11 @@ GRE_DEVICE = "dsrgre0"  # a collect-metadata device dsrctl creates (deleting it 
 WORK = "/tmp/lab"  # in the guest's tmpfs overlay
 BIG = 204800  # bytes up and down
 KINDS = {VIP_IPIP: "ipip", VIP_GUE: "gue", VIP_GRE: "gre"}
+# IPv6: ip6ip6 through balB (one ip6tnl device per real server, an L4-hashed nexthop group)
+VIP6 = "2001:db8:10::10"
+SERVERS6 = {SRV1: "2001:db8:2::11", SRV2: "2001:db8:3::12"}
+GATEWAYS6 = {SRV1: "2001:db8:2::1", SRV2: "2001:db8:3::1"}
+CLIENT6, BAL_B6 = "2001:db8:1::2", "2001:db8:2::3"
 
 
 def root(server: str) -> str:
@@ -61,16 +66,18 @@ def spec_path(server: str, stage: int) -> str:
 
 def spec_text(server: str, stage: int) -> str:
     """Stage 1: ipip (tunl0, the module's fallback device) and gre (a collect-metadata
-    device). Stage 2: gue (fou port, IPIP into tunl0) replaces ipip; tunl0 still takes
-    plain IPIP too. Every stage has the three VIPs and the range, so that what fails before
-    a stage fails for want of the decap side alone."""
+    device). Stage 2: gue (fou port, IPIP into tunl0) replaces ipip (tunl0 still takes
+    plain IPIP too), and ip6ip6 (ip6tnl0, the fallback device) joins. Every stage has all
+    the VIPs and the range, so that what fails before a stage fails for want of the decap
+    side alone."""
     first = 'kind = "ipip"\n' if stage == 1 else f'kind = "gue"\nport = {GUE_PORT}\n'
     return (
         "version = 1\n"
-        + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in (VIP_IPIP, VIP_GUE, VIP_GRE))
+        + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in (VIP_IPIP, VIP_GUE, VIP_GRE, VIP6))
         + f'[[vip]]\naddress = "{RANGE.split("/")[0]}"\nprefix = {RANGE.split("/")[1]}\n'
         + f"[[tunnel]]\n{first}"
         + f'[[tunnel]]\nkind = "gre"\nname = "{GRE_DEVICE}"\n'
+        + ('[[tunnel]]\nkind = "ip6ip6"\n' if stage == 2 else "")
         + f'[linux.persist]\nroot = "{root(server)}"\n'
     )
 
@@ -100,6 +107,8 @@ for key in all default; do ip netns exec {server} sysctl -qw net.ipv4.conf.$key.
 ip -n {server} address add {address}/{prefix} dev s0
 ip -n {server} link set s0 up
 ip -n {server} route add default via {gateway}
+ip -n {server} -6 address add {SERVERS6[server]}/64 dev s0 nodad
+ip -n {server} -6 route add default via {GATEWAYS6[server]}
 ip netns exec {server} busybox httpd -p 80 -h {www}
 """
 
@@ -129,19 +138,22 @@ def _bridge_port(dev: str, ns: str, peer: str) -> str:
 
 def _counters(ns: str) -> str:
     """VIP-sourced and VIP-destined packets seen by ``ns``; on a balancer, its outgoing
-    ICMP "fragmentation needed" dropped (counted)."""
+    ICMP "fragmentation needed" and ICMPv6 "packet too big" dropped (counted)."""
     vips = f"{{ {VIP_IPIP}, {VIP_GUE}, {VIP_GRE}, {RANGE} }}"
     return f"""\
 ip netns exec {ns} nft -f - <<'EOF'
-table ip lab {{
+table inet lab {{
     chain pre {{
         type filter hook prerouting priority -300;
         ip saddr {vips} counter comment "from-vip"
         ip daddr {vips} counter comment "to-vip"
+        ip6 saddr {VIP6} counter comment "from-vip6"
+        ip6 daddr {VIP6} counter comment "to-vip6"
     }}
     chain out {{
         type filter hook output priority 0;
         icmp type destination-unreachable icmp code frag-needed counter drop comment "no-pmtud"
+        icmpv6 type packet-too-big counter drop comment "no-pmtud6"
     }}
 }}
 EOF
@@ -150,7 +162,8 @@ EOF
 
 def setup() -> str:
     """Modules, namespaces, links, routes, the two balancers, the servers' httpd."""
-    lines = ["set -e", "modprobe -a ipip ip_gre fou ip_vs ip_vs_rr nf_tables", f"mkdir -p {WORK}"]
+    modules = "ipip ip_gre fou ip6_tunnel ip_vs ip_vs_rr nf_tables"
+    lines = ["set -e", f"modprobe -a {modules}", f"mkdir -p {WORK}"]
     for ns in (CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2):
         lines.append(f"ip netns add {ns}")
     script = "\n".join(lines) + "\n"
@@ -227,12 +240,47 @@ ip -n {BAL_B} route add {RANGE} nexthop dev gre1 nexthop dev gre2
     return script
 
 
+def _url(vip: str) -> str:
+    return f"http://[{vip}]" if ":" in vip else f"http://{vip}"
+
+
+def setup6() -> str:
+    """IPv6 on the client, router and balB links (the servers have theirs from
+    server_setup), and balB's ip6ip6 tunnels, one per real server, behind a nexthop group
+    (a multipath IPv6 route needs gateways; a group of device nexthops does not) hashed on
+    L4. A step of its own: if it fails, only the IPv6 checks do."""
+    srv1, srv2 = SERVERS6[SRV1], SERVERS6[SRV2]
+    return f"""\
+set -e
+ip -n {CLIENT} -6 address add {CLIENT6}/64 dev c0 nodad
+ip -n {CLIENT} -6 route add default via 2001:db8:1::1
+ip -n {ROUTER} -6 address add 2001:db8:1::1/64 dev r0 nodad
+ip -n {ROUTER} -6 address add 2001:db8:2::1/64 dev br0 nodad
+ip -n {ROUTER} -6 address add 2001:db8:3::1/64 dev r2 nodad
+ip netns exec {ROUTER} sysctl -qw net.ipv6.conf.all.forwarding=1
+ip -n {ROUTER} -6 route add {VIP6}/128 via {BAL_B6}
+ip -n {BAL_B} -6 address add {BAL_B6}/64 dev b0 nodad
+ip -n {BAL_B} -6 route add default via 2001:db8:2::1
+ip netns exec {BAL_B} sysctl -qw net.ipv6.conf.all.forwarding=1 \
+    net.ipv6.fib_multipath_hash_policy=1
+ip -n {BAL_B} link add t6a type ip6tnl mode ip6ip6 local {BAL_B6} remote {srv1} encaplimit none
+ip -n {BAL_B} link add t6b type ip6tnl mode ip6ip6 local {BAL_B6} remote {srv2} encaplimit none
+ip -n {BAL_B} link set t6a up
+ip -n {BAL_B} link set t6b up
+ip -n {BAL_B} -6 nexthop add id 61 dev t6a
+ip -n {BAL_B} -6 nexthop add id 62 dev t6b
+ip -n {BAL_B} nexthop add id 60 group 61/62
+ip -n {BAL_B} -6 route add {VIP6}/128 nhid 60
+ip -n {BAL_B} -6 route show {VIP6}/128
+"""
+
+
 def requests(vip: str, count: int = 12) -> str:
     """``count`` short requests from the client; one line ``HIT vip answer`` each (the
     answer is the server's name, or ``FAIL``). curl: busybox-static's wget crashes."""
     return (
         f"for i in $(seq {count}); do "
-        f"a=$(curl -s --max-time 2 http://{vip}/) || a=FAIL; "
+        f"a=$(curl -g -s --max-time 2 {_url(vip)}/) || a=FAIL; "
         f'echo "HIT {vip} $a"; done\n'
     )
 
@@ -241,13 +289,14 @@ def transfers(vip: str, timeout: int = 8) -> str:
     """A 200 KB download and upload, and the MSS the client uses towards ``vip`` (read
     from ``ss`` on a connection held open): lines ``DOWN vip bytes rc``, ``UP vip answer
     rc``, ``MSS vip ss-line``."""
+    url, dst = _url(vip), f"[{vip}]" if ":" in vip else vip
     return f"""\
-m=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{vip}/80 && ss -tinH dst {vip}' | tr -s ' \\t\\n' ' ')
+m=$(timeout 20 bash -c 'exec 3<>/dev/tcp/{vip}/80 && ss -tinH dst {dst}' | tr -s ' \\t\\n' ' ')
 echo "MSS {vip} $m"
-n=$(curl -s --max-time {timeout} -o /dev/null -w '%{{size_download}}' http://{vip}/big) \\
+n=$(curl -g -s --max-time {timeout} -o /dev/null -w '%{{size_download}}' {url}/big) \\
     && rc=0 || rc=$?
 echo "DOWN {vip} $n $rc"
-a=$(curl -s --max-time {timeout} --data-binary @{WORK}/up.bin http://{vip}/cgi-bin/up) \\
+a=$(curl -g -s --max-time {timeout} --data-binary @{WORK}/up.bin {url}/cgi-bin/up) \\
     && rc=0 || rc=$?
 echo "UP {vip} ${{a:-none}} $rc" | tr -s ' '
 """
@@ -285,7 +334,7 @@ def arp_probe(addresses: list[str]) -> str:
 def counters() -> str:
     """``COUNT ns comment packets`` for every counter of the lab tables."""
     return "".join(
-        f"ip netns exec {ns} nft list table ip lab | "
+        f"ip netns exec {ns} nft list table inet lab | "
         f'sed -n \'s/.*counter packets \\([0-9]*\\) bytes [0-9]* .*comment "\\(.*\\)".*/'
         f"COUNT {ns} \\2 \\1/p'\n"
         for ns in (BAL_A, BAL_B, ROUTER)

@@ -20,14 +20,17 @@ import pytest
 from tests.vm import lab, vm
 
 RANGE_SAMPLE = [f"198.18.5.{n}" for n in sorted(random.sample(range(1, 255), 3))]
-VIPS = [lab.VIP_IPIP, lab.VIP_GUE, lab.VIP_GRE]
+VIPS4 = [lab.VIP_IPIP, lab.VIP_GUE, lab.VIP_GRE]
+VIPS = [*VIPS4, lab.VIP6]
 S1, S2 = lab.SRV1, lab.SRV2
 SERVER_NAMES = {"srv1", "srv2"}
 TIMESTAMPS = 12  # TCP timestamp option: the client's mss is the advertised MSS less 12
 # The MSS dsrctl computes: uplink MTU 1500, less the largest overhead, less 40 (IPv4).
 MSS_STAGE1 = 1500 - max(20, 24) - 40  # ipip, gre
 MSS_STAGE2 = 1500 - max(32, 24) - 40  # gue, gre
+MSS6_STAGE2 = 1500 - 40 - 60  # ip6ip6
 MSS_NO_CLAMP = 1500 - 40 - TIMESTAMPS  # what the client uses without the clamp
+MSS6_NO_CLAMP = 1500 - 60 - TIMESTAMPS
 
 
 def _apply_both(stage: int) -> str:
@@ -47,12 +50,12 @@ def _rc(server: str, *args: str, tag: str) -> str:
 
 
 def _traffic(
-    step: str, vips: list[str], transfers: list[str], failing: str = "", count: int = 12
+    step: str, vips: list[str], transfers: list[str], failing: tuple[str, ...] = (), count: int = 12
 ) -> str:
     """From the client, all at once: ``count`` short requests per VIP of ``vips``, 2 to
     ``failing``, one to each address of the range sample, and the 200 KB transfers."""
     blocks = [lab.requests(vip, count) for vip in vips]
-    blocks += [lab.requests(failing, 2)] if failing else []
+    blocks += [lab.requests(vip, 2) for vip in failing]
     blocks += [lab.requests(address, 1) for address in RANGE_SAMPLE]
     blocks += [lab.transfers(vip) for vip in transfers]
     return lab.client(lab.parallel(blocks, step))
@@ -65,21 +68,26 @@ def _facts(server: str) -> str:
         f"set +e\nfor k in {' '.join(keys)}; do for s in rp_filter arp_ignore; do\n"
         f'  echo "SYSCTL {lab.NAMES[server]} $k $s $(cat /proc/sys/net/ipv4/conf/$k/$s '
         '2>/dev/null || echo -)"\ndone; done\n'
-        f"ip -d link show tunl0; ip -d link show {lab.GRE_DEVICE}; ip fou show\n"
+        f"ip -d link show tunl0; ip -d link show {lab.GRE_DEVICE}; ip -d link show ip6tnl0\n"
+        "ip fou show\n"
         "nft list table inet dsrctl\n",
     )
 
 
 STEPS: dict[str, str | vm.Python] = {
     "setup": lab.setup(),
+    "setup6": lab.setup6(),
     "before": _traffic("before", VIPS, [], count=1),
     "apply1": _apply_both(1),
     "traffic1": _traffic(
-        "traffic1", [lab.VIP_IPIP, lab.VIP_GRE], [lab.VIP_IPIP, lab.VIP_GRE], lab.VIP_GUE
+        "traffic1",
+        [lab.VIP_IPIP, lab.VIP_GRE],
+        [lab.VIP_IPIP, lab.VIP_GRE],
+        failing=(lab.VIP_GUE, lab.VIP6),
     ),
     "apply2": _apply_both(2),
     "traffic2": _traffic("traffic2", VIPS, VIPS),
-    "arp": lab.arp_probe([*VIPS, *RANGE_SAMPLE]),
+    "arp": lab.arp_probe([*VIPS4, *RANGE_SAMPLE]),
     "facts": _facts(S1) + "\n" + _facts(S2) + "\n",
     "again": "set +e\n"
     + lab.parallel(
@@ -166,11 +174,13 @@ def test_stage1_ipip_and_gre_reach_both_servers(boot: vm.Boot) -> None:
     hits = _hits(boot, "traffic1")
     for vip in (lab.VIP_IPIP, lab.VIP_GRE):
         assert set(hits[vip]) == SERVER_NAMES, (vip, hits[vip])
-    # gue is not declared yet: no fou port, the balancer's GUE packets are dropped
+    # gue is not declared yet: no fou port, the balancer's GUE packets are dropped; nor is
+    # ip6ip6: ip6tnl0 is down
     assert hits[lab.VIP_GUE] == ["FAIL", "FAIL"]
+    assert hits[lab.VIP6] == ["FAIL", "FAIL"]
 
 
-def test_stage2_ipip_gue_gre_reach_both_servers(boot: vm.Boot) -> None:
+def test_stage2_ipip_gue_gre_ip6ip6_reach_both_servers(boot: vm.Boot) -> None:
     for step in ("traffic2", "repair"):
         hits = _hits(boot, step)
         for vip in VIPS:
@@ -203,17 +213,24 @@ def test_the_clamp_sets_the_computed_mss(boot: vm.Boot) -> None:
     assert _mss(boot, "traffic1") == {
         lab.VIP_IPIP: MSS_STAGE1 - TIMESTAMPS,
         lab.VIP_GRE: MSS_STAGE1 - TIMESTAMPS,
-    }
+    }, boot["traffic1"].stdout
     for step in ("traffic2", "repair"):
-        assert _mss(boot, step) == dict.fromkeys(VIPS, MSS_STAGE2 - TIMESTAMPS), step
+        assert _mss(boot, step) == {
+            **dict.fromkeys(VIPS4, MSS_STAGE2 - TIMESTAMPS),
+            lab.VIP6: MSS6_STAGE2 - TIMESTAMPS,
+        }, boot[step].stdout
     assert boot["facts"].stdout.count(f"tcp option maxseg size set {MSS_STAGE2}") == 2
+    assert boot["facts"].stdout.count(f"tcp option maxseg size set {MSS6_STAGE2}") == 2
 
 
 def test_without_the_clamp_uploads_fail(boot: vm.Boot) -> None:
     """The same transfers with dsrctl's table deleted by hand: full-size client segments
     plus the encapsulation exceed the balancer's MTU and vanish; downloads do not pass
     the balancer and still work."""
-    assert _mss(boot, "noclamp") == dict.fromkeys(VIPS, MSS_NO_CLAMP)
+    assert _mss(boot, "noclamp") == {
+        **dict.fromkeys(VIPS4, MSS_NO_CLAMP),
+        lab.VIP6: MSS6_NO_CLAMP,
+    }, boot["noclamp"].stdout
     transfers = _transfers(boot, "noclamp")
     for vip in VIPS:
         down, up = transfers[vip]
@@ -228,7 +245,11 @@ def test_balancers_see_no_vip_sourced_packet(boot: vm.Boot) -> None:
         assert counts[(balancer, "to-vip")] > 0, counts
         # the ICMP the balancer would have sent (and PMTUD would have used) was dropped
         assert counts[(balancer, "no-pmtud")] > 0, counts
+    assert counts[(lab.BAL_B, "from-vip6")] == 0, counts
+    assert counts[(lab.BAL_B, "to-vip6")] > 0, counts
+    assert counts[(lab.BAL_B, "no-pmtud6")] > 0, counts
     assert counts[(lab.ROUTER, "from-vip")] > 0, counts  # the replies went this way
+    assert counts[(lab.ROUTER, "from-vip6")] > 0, counts
 
 
 def test_rp_filter_strict_before_apply_works_after(boot: vm.Boot) -> None:
@@ -261,7 +282,8 @@ def test_decap_side_as_declared(boot: vm.Boot) -> None:
     out = boot["facts"].stdout
     assert out.count("port 19523 gue") == 2
     assert out.count("gre external") == 2
-    assert re.search(r"tunl0@NONE: <NOARP,UP,LOWER_UP>", out)
+    assert len(re.findall(r"tunl0@NONE: <NOARP,UP,LOWER_UP>", out)) == 2
+    assert len(re.findall(r"ip6tnl0@NONE: <NOARP,UP,LOWER_UP>", out)) == 2
 
 
 def test_no_arp_answer_for_vips_or_range(boot: vm.Boot) -> None:
@@ -269,7 +291,7 @@ def test_no_arp_answer_for_vips_or_range(boot: vm.Boot) -> None:
     assert answers[("br0", lab.SERVERS[S1])] != "0"  # the probe hears a server's own address
     assert answers[("r2", lab.SERVERS[S2])] != "0"
     for device in ("br0", "r2"):
-        for address in [*VIPS, *RANGE_SAMPLE]:
+        for address in [*VIPS4, *RANGE_SAMPLE]:
             assert answers[(device, address)] == "0", (device, address, answers)
 
 
@@ -292,7 +314,7 @@ def test_reboot_restores_what_is_persisted(boot: vm.Boot) -> None:
     """Replaying the persisted files in a fresh namespace brings back the modules, the
     sysctls, the VIPs, the range and the MSS clamp: drift reports none of them."""
     out = boot["reboot"].stdout
-    assert "BOOT modprobe fou ip_gre ipip" in out
+    assert "BOOT modprobe fou ip6_tunnel ip_gre ipip" in out
     assert "BOOT dsrctl-mss.service: /usr/sbin/nft -f" in out
     assert "local 198.18.5.0/24 dev lo table local" in out
     assert "BOOT failed" not in out and "BOOT sysctl" not in out, out
@@ -305,7 +327,7 @@ def test_reboot_restores_what_is_persisted(boot: vm.Boot) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="i11-tunnel persists only modules-load.d: nothing recreates the decap device "
-    "(dsrgre0), sets tunl0 up or adds the fou port at boot",
+    "(dsrgre0), sets tunl0/ip6tnl0 up or adds the fou port at boot",
 )
 def test_reboot_comes_back_in_sync(boot: vm.Boot) -> None:
     assert _rcs(boot, "reboot")["reboot-drift"] == 0, boot["reboot"].stdout
