@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +29,9 @@ from dsrctl.cli_app import (
 )
 from dsrctl.errors import REPORTED, DsrctlError, ProviderError, StateError
 from state.statedir import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from dsrctl.spec import Vip
 
 EXIT_CHANGES = 2
 # --confirm-timeout: at least a second, at most a day (a change window, not a lease).
@@ -415,6 +419,9 @@ def show(
             assert isinstance(provider, LinuxHost)
             tunnels = [r.partition(":")[2] for r in records if r.startswith("tunnel:")]
             report["effective"] = describe_effective(provider, root, tunnels)
+            from dsrctl.linux.ranges import describe_ranges
+
+            report["ranges"] = describe_ranges(provider.local_ranges(), records)
         from dsrctl.engine import state_notes
 
         report["dsrctl"] = {
@@ -450,14 +457,24 @@ def validate(ctx: typer.Context, spec: SpecArg = DEFAULT_SPEC) -> None:
         check_spec(loaded, provider)
         # What apply would refuse before its first change (a missing directory under
         # linux.persist.root) is a finding of validate too.
-        check_preconditions(provider, bind(provider).plan(loaded, Ownership()).plan, "validate")
+        planned = bind(provider).plan(loaded, Ownership()).plan
+        check_preconditions(provider, planned, "validate")
         privileges = privilege_note(provider)
-        for note in [*notes, *loaded.warnings, *([privileges] if privileges else [])]:
+        firewall = planned.facts.get("firewall", [])  # the host firewall drops a tunnel's
+        for note in [*notes, *loaded.warnings, *firewall, *([privileges] if privileges else [])]:
             typer.echo(f"! {note}")
-        typer.echo(f"{spec}: valid ({len(loaded.vips)} VIP(s))")
+        typer.echo(f"{spec}: valid ({vip_count(loaded.vips)})")
         return 0
 
     raise typer.Exit(run_command(ctx, body))
+
+
+def vip_count(vips: Sequence[Vip]) -> str:
+    """``3 VIP(s)``; with ranges ``2 VIP(s), 1 range(s)``: a range is one resource however
+    many addresses it serves."""
+    ranges = sum(1 for vip in vips if vip.is_range)
+    single = len(vips) - ranges
+    return f"{single} VIP(s), {ranges} range(s)" if ranges else f"{single} VIP(s)"
 
 
 @app.command(short_help="Windows: save netsh output for `plan --from-capture`.")

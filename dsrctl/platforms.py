@@ -10,8 +10,9 @@ named planner, checks and importer take that provider and that it fits the write
 Protocols of the platform's steps. ``tests/unit/test_platforms.py`` checks that every name
 resolves to the object mypy checked.
 
-This module imports nothing of dsrctl at run time: ``dsrctl.spec`` imports a platform
-package (``dsrctl.windows.spec``), whose record imports this.
+This module imports nothing of dsrctl at run time: a platform package's record imports
+this (``dsrctl.spec`` imports ``dsrctl.windows.spec`` when a spec has a ``[windows]``
+table).
 """
 
 from __future__ import annotations

@@ -227,6 +227,9 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
                 f"{k}={yes_no(v)}" for k, v in address.items() if k not in ("address", "prefix")
             )
             out.line(f"    {address['address']}/{address['prefix']}  {extra}")
+    ranges = report.get("ranges")
+    if ranges:
+        render_ranges(out, ranges)
     effective = report.get("effective")
     if effective:
         render_effective(out, effective)
@@ -236,6 +239,27 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
     records = report.get("dsrctl")
     if records:
         render_records(out, records)
+
+
+def render_ranges(out: Output, ranges: list[dict[str, Any]]) -> None:
+    """The VIP ranges (dsrctl.linux.ranges): local routes on the host, and those dsrctl
+    manages, also when they are missing."""
+    out.line("VIP ranges (local routes: every address of a range is this host's own):", "bold")
+    for entry in ranges:
+        where = f" on {entry['device']}" if entry["device"] else ""
+        if entry["table"] != "local" or entry["type"] != "local":
+            where += f" ({entry['type']}, table {entry['table']})"
+        if not entry["managed"]:
+            status = "not managed by dsrctl"
+        elif entry["created_by_dsrctl"]:
+            status = "managed by dsrctl, created by dsrctl: yes"
+        else:
+            status = "managed by dsrctl, created by dsrctl: no (there before dsrctl)"
+        if entry["on_host"]:
+            text = f"    {entry['range']}{where}  proto {entry['protocol']}, {status}"
+            out.line(text)
+        else:
+            out.line(f"    {entry['range']}{where}  missing from the host, {status}", "yellow")
 
 
 def render_effective(out: Output, report: dict[str, Any]) -> None:

@@ -17,14 +17,16 @@ import string
 import tomllib
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsrctl import sysctls
 from dsrctl.errors import MISSING, SpecError
 from dsrctl.schema import Table, join_key
 from dsrctl.tunnels import TUNNEL_ON_WINDOWS, TunnelSpec, parse_tunnels
-from dsrctl.windows.spec import WindowsSpec, parse_windows
 from providers.linux.persist.backends import ALIASES, BACKENDS
+
+if TYPE_CHECKING:
+    from dsrctl.windows.spec import WindowsSpec
 
 SPEC_VERSION = 1
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-dsrctl.conf"
@@ -241,11 +243,11 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         )
     linux = _parse_linux(root.table("linux"))
     vips = _parse_vips(root, linux.interface, windows=root.has("windows"))
-    windows = (
-        parse_windows(root.table("windows"), [vip.address for vip in vips])
-        if root.has("windows")
-        else None
-    )
+    windows = None
+    if root.has("windows"):  # imported only then: plan and drift on Linux never need it
+        from dsrctl.windows.spec import parse_windows
+
+        windows = parse_windows(root.table("windows"), [vip.address for vip in vips])
     tunnels = parse_tunnels(root, interface_problem)
     if tunnels and windows is not None:
         raise SpecError(path, "tunnel[0].kind", tunnels[0].kind, TUNNEL_ON_WINDOWS)

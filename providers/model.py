@@ -157,47 +157,6 @@ class FileState:
 
 
 @dataclass(frozen=True)
-class TunnelState:
-    """A decap device as the kernel reports it (``ip -d link``): its kind (the link kind,
-    ``vxlan-gpe`` for a VXLAN device in GPE mode), whether it collects metadata
-    (``external``: accepts from any balancer) and whether it is up."""
-
-    kind: str  # "ipip", "gre", "ip6tnl", "ip6gre", "vxlan-gpe", "vxlan", ...
-    external: bool
-    up: bool
-
-    def attributes(self) -> dict[str, Any]:
-        return {"kind": self.kind, "external": self.external, "up": self.up}
-
-    def describe(self) -> str:
-        """One line for humans: ``vxlan-gpe external, up``."""
-        return f"{self.kind}{' external' if self.external else ''}, {'up' if self.up else 'down'}"
-
-    def to_record(self) -> dict[str, Any]:
-        return self.attributes()
-
-    @classmethod
-    def from_record(cls, record: Any) -> TunnelState:
-        """The inverse of to_record(); ValueError for a record of the wrong shape."""
-        if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
-            raise ValueError(f"a tunnel value must be an object with a kind, not {record!r}")
-        return cls(str(record["kind"]), bool(record["external"]), bool(record["up"]))
-
-
-@dataclass(frozen=True)
-class ModuleState:
-    """A kernel module: loaded (or built in), its reference count, and what uses it: the
-    modules that hold it (``module:<name>``, each one reference) and, in this network
-    namespace, the devices of its link kinds other than its fallback devices and the fou
-    ports (``fou:<port>``): unloading a module destroys every such device."""
-
-    loaded: bool
-    builtin: bool = False
-    refcnt: int = 0
-    users: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class ClampRule:
     """SYN-ACKs from ``sources`` (networks, canonical: collapsed, sorted) leave with an
     MSS of at most ``mss``."""
@@ -262,6 +221,47 @@ class MssClamp:
 
 
 @dataclass(frozen=True)
+class TunnelState:
+    """A decap device as the kernel reports it (``ip -d link``): its kind (the link kind,
+    ``vxlan-gpe`` for a VXLAN device in GPE mode), whether it collects metadata
+    (``external``: accepts from any balancer) and whether it is up."""
+
+    kind: str  # "ipip", "gre", "ip6tnl", "ip6gre", "vxlan-gpe", "vxlan", ...
+    external: bool
+    up: bool
+
+    def attributes(self) -> dict[str, Any]:
+        return {"kind": self.kind, "external": self.external, "up": self.up}
+
+    def describe(self) -> str:
+        """One line for humans: ``vxlan-gpe external, up``."""
+        return f"{self.kind}{' external' if self.external else ''}, {'up' if self.up else 'down'}"
+
+    def to_record(self) -> dict[str, Any]:
+        return self.attributes()
+
+    @classmethod
+    def from_record(cls, record: Any) -> TunnelState:
+        """The inverse of to_record(); ValueError for a record of the wrong shape."""
+        if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+            raise ValueError(f"a tunnel value must be an object with a kind, not {record!r}")
+        return cls(str(record["kind"]), bool(record["external"]), bool(record["up"]))
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    """A kernel module: loaded (or built in), its reference count, and what uses it: the
+    modules that hold it (``module:<name>``, each one reference) and, in this network
+    namespace, the devices of its link kinds other than its fallback devices and the fou
+    ports (``fou:<port>``): unloading a module destroys every such device."""
+
+    loaded: bool
+    builtin: bool = False
+    refcnt: int = 0
+    users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReadScope:
     """What a provider must read: only the resources the spec and the records name."""
 
@@ -271,14 +271,14 @@ class ReadScope:
     interfaces: tuple[str, ...] = ()  # other interfaces whose addresses are in scope
     symlinks: tuple[str, ...] = ()  # e.g. the wants link that enables a boot unit
     dirs: tuple[str, ...] = ()  # directories dsrctl may create (a drop-in directory)
+    routes: tuple[str, ...] = ()  # route keys (RouteState.key) in scope; none: no route read
+    mss: bool = False  # read dsrctl's nftables table (the MSS clamp of tunnel mode)
     # sysctls read to judge others (per-interface values behind an effective value), not
     # managed themselves: a key whose interface does not exist reads as None
     observed_sysctls: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()  # kernel modules ([[tunnel]])
     tunnels: tuple[str, ...] = ()  # decap device names
     fou_ports: tuple[int, ...] = ()  # fou/GUE receive ports
-    mss: bool = False  # read dsrctl's nftables table (the MSS clamp of tunnel mode)
-    routes: tuple[str, ...] = ()  # route keys (RouteState.key) in scope; none: no route read
 
 
 @dataclass
@@ -292,12 +292,12 @@ class HostState:
     facts: dict[str, Any] = field(default_factory=dict)
     symlinks: dict[str, str | None] = field(default_factory=dict)  # path -> target
     dirs: dict[str, str | None] = field(default_factory=dict)  # path -> DIRECTORY or None
+    routes: dict[str, RouteState] = field(default_factory=dict)  # key -> route (in scope)
+    mss: MssClamp | None = None  # dsrctl's nftables table; None: absent (or not read)
     observed_sysctls: dict[str, SysctlValue | None] = field(default_factory=dict)
     modules: dict[str, ModuleState] = field(default_factory=dict)  # every module in scope
     tunnels: dict[str, TunnelState] = field(default_factory=dict)  # those that exist
     fou_ports: dict[int, str] = field(default_factory=dict)  # IPv4 port -> "gue"/"direct"
-    mss: MssClamp | None = None  # dsrctl's nftables table; None: absent (or not read)
-    routes: dict[str, RouteState] = field(default_factory=dict)  # key -> route (in scope)
 
 
 # The value of an existing directory resource (its mode and owner are not managed).

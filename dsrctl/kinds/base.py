@@ -25,9 +25,9 @@ from dsrctl.steps import Step
 from state.ownership import Ownership, OwnershipRecord
 
 # What a step carries: a sysctl value, an address, a file, a link target or DIRECTORY
-# (the last two are strings, like a string sysctl value), a decap device, or dsrctl's
-# nftables table, a route; a module's LOADED and a fou port's type are strings too.
-Value = SysctlValue | AddressState | FileState | TunnelState | MssClamp | RouteState
+# (the last two are strings, like a string sysctl value), a route, a decap device (a
+# module's LOADED and a fou port's type are strings too), or dsrctl's nftables table.
+Value = SysctlValue | AddressState | FileState | RouteState | TunnelState | MssClamp
 # What the diff compares: a sysctl value or link target as is; an address's or a file's
 # managed attributes as a dict of plain data.
 PlainValue = SysctlValue | dict[str, object]
@@ -55,18 +55,18 @@ class Desired:
     dirs: dict[str, str | None] = field(default_factory=dict)
     # resource -> what its step does besides (e.g. "then systemctl daemon-reload")
     step_notes: dict[str, str] = field(default_factory=dict)
+    # route key (RouteState.key) -> wanted route: the VIP ranges; dropped routes dsrctl
+    # created are simply not here
+    routes: dict[str, RouteState] = field(default_factory=dict)
+    # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
+    # created it); only "mss" (dsrctl/kinds/mss.py)
+    mss: dict[str, MssClamp | None] = field(default_factory=dict)
     # [[tunnel]]: kernel module -> LOADED, or None: unload it (dsrctl loaded it)
     modules: dict[str, str | None] = field(default_factory=dict)
     # decap device -> wanted state, or None: delete it (dsrctl created it)
     tunnels: dict[str, TunnelState | None] = field(default_factory=dict)
     # fou port -> "gue", or None: remove it (dsrctl added it)
     fou_ports: dict[int, str | None] = field(default_factory=dict)
-    # nftables table of dsrctl's -> wanted clamp, or None: the table must go (dsrctl
-    # created it); only "mss" (dsrctl/kinds/mss.py)
-    mss: dict[str, MssClamp | None] = field(default_factory=dict)
-    # route key (RouteState.key) -> wanted route: the VIP ranges; dropped routes dsrctl
-    # created are simply not here
-    routes: dict[str, RouteState] = field(default_factory=dict)
 
 
 class ResourceKind(Protocol):

@@ -59,8 +59,8 @@ if TYPE_CHECKING:
             DirWriter,
             BatchRunner,
             UndoPreparer,
+            RouteWriter,
             ModuleWriter,
             TunnelWriter,
             FouWriter,
-            RouteWriter,
         ] = (host, host, host, host, host, host, host, host, host, host, host, host)

@@ -59,6 +59,7 @@ def import_linux(provider: LinuxHost, interface: str = "lo", spec_path: str = ""
                     f"{state.cidr}: label {state.label!r} dropped (must start with {interface})"
                 )
         vips.append(vip)
+    vips += _ranges(provider, interface, notes)
     if not vips:
         notes.append(f"no VIP found on {interface}; the spec needs at least one [[vip]]")
     linux: dict[str, Any] = {}
@@ -97,6 +98,46 @@ def import_linux(provider: LinuxHost, interface: str = "lo", spec_path: str = ""
             f"{DEFAULT_SYSCTL_FILE}"
         )
     return Imported(spec=spec, notes=notes)
+
+
+def _ranges(provider: LinuxHost, interface: str, notes: list[str]) -> list[dict[str, Any]]:
+    """The VIP ranges: local routes on the interface that someone added (AnyIP), not the
+    kernel's own routes of addresses (dsrctl.linux.ranges)."""
+    from dsrctl.linux.ranges import added_ranges
+
+    found = added_ranges(provider.local_ranges())
+    if not found:
+        return []
+    subnets = [
+        (name, ipaddress.ip_interface(cidr).network)
+        for name, cidr in provider.connected_networks(("lo", interface))
+    ]
+    taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for item in found:
+        route = item.route
+        network = ipaddress.ip_network(route.destination, strict=False)
+        covered = [
+            name
+            for name, subnet in subnets
+            if subnet.version == network.version and subnet.overlaps(network)
+        ]
+        overlapping = [other for other in taken if other.overlaps(network)]
+        if route.device != interface:
+            why: str | None = f"it is on {route.device}, not on {interface}"
+        elif covered:
+            why = f"it covers the subnet of {covered[0]}, where this host has neighbours"
+        elif overlapping:
+            why = f"it overlaps the range {overlapping[0].compressed}"
+        else:
+            why = address_problem(network.network_address)
+        if why is not None:
+            notes.append(f"left out the range {route.destination}: {why}")
+            continue
+        taken.append(network)
+    return [
+        {"address": network.network_address.compressed, "prefix": network.prefixlen}
+        for network in sorted(taken, key=lambda n: (n.version, int(n.network_address)))
+    ]
 
 
 def _files_setting_arp() -> list[str]:

@@ -43,10 +43,33 @@ def check_linux_spec(spec: Spec, host: LinuxHost) -> None:
             raise SpecError(
                 spec.path, sysctl_key_path(key), value, f"no such sysctl on this host{hint}"
             )
-    check_tunnels(spec, host)
     check_ranges(spec, host)
+    check_tunnels(spec, host)
     check_persistence(spec, host)
     check_mss(spec, host)
+
+
+def check_ranges(spec: Spec, host: LinuxHost) -> None:
+    """A VIP range must not cover a subnet this host sits in: its local route would make
+    every neighbour there, the router included, a local address, and cut the host off
+    from them (the local table is looked up before the main table)."""
+    import ipaddress
+
+    ranges = [vip for vip in spec.vips if vip.is_range]
+    if not ranges:
+        return
+    for interface, cidr in host.connected_networks(("lo", spec.linux.interface)):
+        subnet = ipaddress.ip_interface(cidr).network
+        for vip in ranges:
+            if subnet.version == vip.version and subnet.overlaps(vip.network):
+                raise SpecError(
+                    spec.path,
+                    "vip",
+                    vip.cidr,
+                    f"the range covers addresses of {subnet.compressed}, the subnet of "
+                    f"{interface} ({cidr}): its local route would make those hosts, the "
+                    f"router included, addresses of this server and cut it off from them",
+                )
 
 
 def check_tunnels(spec: Spec, host: LinuxHost) -> None:
@@ -80,29 +103,6 @@ def check_tunnels(spec: Spec, host: LinuxHost) -> None:
             raise SpecError(
                 spec.path, f"{where}.uplink", tunnel.uplink, "no such interface on this host"
             )
-
-
-def check_ranges(spec: Spec, host: LinuxHost) -> None:
-    """A VIP range must not cover a subnet this host sits in: its local route would make
-    every neighbour there, the router included, a local address, and cut the host off
-    from them (the local table is looked up before the main table)."""
-    import ipaddress
-
-    ranges = [vip for vip in spec.vips if vip.is_range]
-    if not ranges:
-        return
-    for interface, cidr in host.connected_networks(("lo", spec.linux.interface)):
-        subnet = ipaddress.ip_interface(cidr).network
-        for vip in ranges:
-            if subnet.version == vip.version and subnet.overlaps(vip.network):
-                raise SpecError(
-                    spec.path,
-                    "vip",
-                    vip.cidr,
-                    f"the range covers addresses of {subnet.compressed}, the subnet of "
-                    f"{interface} ({cidr}): its local route would make those hosts, the "
-                    f"router included, addresses of this server and cut it off from them",
-                )
 
 
 def check_persistence(spec: Spec, host: LinuxHost) -> None:

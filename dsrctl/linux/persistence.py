@@ -36,7 +36,15 @@ from dsrctl.model import (
     under_root,
 )
 from dsrctl.spec import Spec
-from providers.linux.persist import Claim, Detection, RenderRequest, default_label, reload
+from providers.linux.persist import (
+    Claim,
+    Detection,
+    Rendered,
+    RenderRequest,
+    decap,
+    default_label,
+    reload,
+)
 from providers.linux.persist.backends import Backend, backend
 
 
@@ -192,8 +200,10 @@ def build(
     check_vips(spec, backend, states)
     result = Persistence(backend, notes=notes, running=detection.running)
     if backend == "none":
+        add_decap(result, spec, detection, Rendered())
         return result
     module = backend_module(backend)
+    tunnels, ports = decap_of(spec)
     request = RenderRequest(
         states=tuple(states),
         interface=spec.linux.interface,
@@ -202,6 +212,8 @@ def build(
         dropped=dropped,
         routes=tuple(routes or ()),
         dropped_routes=dropped_routes,
+        tunnels=tunnels,
+        fou_ports=ports,
     )
     labels = module.labels(request)  # the backend decides the label of unlabelled VIPs
     if labels:
@@ -218,12 +230,50 @@ def build(
     problem = module.check(request)
     if problem:
         raise _error(spec, f"{backend} cannot keep the VIPs across a reboot: {problem}")
-    rendered = module.render(request)
+    add_decap(result, spec, detection, module.render(request))
+    return result
+
+
+# What each backend brings back of the decap side itself (providers.linux.persist.decap):
+# ifupdown everything (its stanzas run commands); the rest is the unit's.
+def unit_part(
+    backend: str, tunnels: tuple[decap.Tunnel, ...], ports: tuple[int, ...]
+) -> tuple[tuple[decap.Tunnel, ...], tuple[int, ...]]:
+    if backend == "ifupdown":
+        return (), ()
+    return tunnels, ports
+
+
+def decap_of(spec: Spec) -> tuple[tuple[decap.Tunnel, ...], tuple[int, ...]]:
+    """The spec's decap devices (name, state) and GUE ports, in spec order."""
+    from dsrctl.linux.tunnels import tunnel_state
+
+    tunnels = tuple((tunnel.name, tunnel_state(tunnel)) for tunnel in spec.tunnels)
+    ports = tuple(tunnel.port for tunnel in spec.tunnels if tunnel.port is not None)
+    return tunnels, ports
+
+
+def add_decap(result: Persistence, spec: Spec, detection: Detection, rendered: Rendered) -> None:
+    """``rendered`` (the backend's files) and dsrctl-tunnels.service for the decap
+    devices and ports the backend does not bring back itself, into ``result``."""
+    tunnels, ports = unit_part(result.backend, *decap_of(spec))
+    if tunnels or ports:
+        if detection.systemd:
+            decap.merge(rendered, decap.render_unit(tunnels, ports, os.path.abspath(spec.path)))
+        else:
+            where = "this host" if detection.live else detection.root
+            names = ", ".join([name for name, _ in tunnels] + [f"fou port {p}" for p in ports])
+            backend = "" if result.backend == "none" else f" ({result.backend} cannot)"
+            result.notes.append(
+                f"the tunnels' decap side ({names}) does not come back after a reboot by "
+                f"itself: systemd does not boot {where}, so no dsrctl-tunnels.service brings "
+                f"it back{backend}; create the devices, set them up and add the fou ports "
+                "at boot yourself"
+            )
     root = spec.linux.persist.root
     result.files = {under_root(root, path): state for path, state in rendered.files.items()}
     result.symlinks = {under_root(root, path): target for path, target in rendered.symlinks.items()}
     result.dirs = {under_root(root, path): DIRECTORY for path in rendered.dirs}
-    return result
 
 
 def _error(spec: Spec, reason: str) -> SpecError:

@@ -23,16 +23,18 @@ from dsrctl.linux.effective import (
     computed,
     observed_keys,
 )
+from dsrctl.linux.firewall import firewall_warnings
 from dsrctl.linux.mss import plan_mss
-from dsrctl.linux.persistence import Persistence, build
+from dsrctl.linux.persistence import Persistence, add_decap, build
 from dsrctl.model import HostState, ReadScope, SysctlValue, sysctl_id
 from dsrctl.plan import Plan
 from dsrctl.planning import PlanResult
 from dsrctl.spec import Spec
-from providers.linux.persist import Detection
+from providers.linux.persist import Detection, Rendered
 from state.ownership import Ownership
 
 if TYPE_CHECKING:
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist.sysctl_conflicts import Assignment
     from providers.linux.uplinks import Uplink
 
@@ -51,11 +53,14 @@ class LinuxPlannerHost(Protocol):
         self, root: str, sysctl_file: str, wanted: dict[str, SysctlValue]
     ) -> list[str]: ...
 
-    def uplinks(self) -> tuple[str, ...]: ...
-
     def uplink(self, version: int, name: str | None) -> Uplink | None: ...
 
     def nft_path(self) -> str | None: ...
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]: ...
+
+    def uplinks(self) -> tuple[str, ...]: ...
+
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]: ...
 
 
@@ -82,9 +87,11 @@ def plan_linux(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership) -> 
             sources = provider.boot_sysctl_sources(persist.root, keys)
             desired.notes += boot_defeats(spec, uplinks, desired.sysctls, sources)
     plan, have_plain, have_rich = plan_with_current(desired, current, ownership)
+    firewall = firewall_warnings(spec, provider)  # nothing, and no nft run, without tunnels
     notes = tuple(spec.warnings) + tuple(current.facts.get("warnings", ())) + plan.notes
+    facts = {**plan.facts, "firewall": firewall} if firewall else plan.facts
     return PlanResult(
-        plan=Plan(steps=plan.steps, notes=notes, facts=plan.facts),
+        plan=Plan(steps=plan.steps, notes=notes + tuple(firewall), facts=facts),
         spec_resources=set(desired.spec_resources),
         have_plain=have_plain,
         have_rich=have_rich,
@@ -97,6 +104,9 @@ def persistence_for(spec: Spec, provider: LinuxPlannerHost, ownership: Ownership
     if not persist.enabled or persist.addresses == "none":
         # No VIP files to write; those dsrctl wrote before go through the records.
         result = Persistence("none", running=provider.running_daemons())
+        if persist.enabled and spec.tunnels:  # the decap side still comes back at boot
+            detection = provider.detect_persistence(persist.root, spec.linux.interface)
+            add_decap(result, spec, detection, Rendered())
     else:
         detection = provider.detect_persistence(persist.root, spec.linux.interface)
         result = build(

@@ -17,8 +17,10 @@ from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
+    from providers.linux.firewall import Ruleset
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
+    from providers.linux.routes import LocalRange
     from providers.linux.uplinks import Uplink
 
 CAP_NET_ADMIN = 12
@@ -49,6 +51,13 @@ class LinuxHost(Provider):
         # /proc/sys/net follows the caller's network namespace; /sys/class/net may not.
         return os.path.isdir(os.path.join(self.sysctl.root, "net", "ipv4", "conf", name))
 
+    def connected_networks(self, leave_out: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(interface, address/prefix) of the subnets this host sits in (VIP ranges must
+        not cover one: the spec check)."""
+        from providers.linux.addresses import connected_networks
+
+        return connected_networks(leave_out)
+
     def kernel_release(self) -> str:
         from providers.linux import kmod
 
@@ -65,13 +74,6 @@ class LinuxHost(Provider):
         from providers.linux.tunnels import read_tunnels
 
         return read_tunnels([name]).get(name)
-
-    def connected_networks(self, leave_out: Sequence[str] = ()) -> list[tuple[str, str]]:
-        """(interface, address/prefix) of the subnets this host sits in (VIP ranges must
-        not cover one: the spec check)."""
-        from providers.linux.addresses import connected_networks
-
-        return connected_networks(leave_out)
 
     def check_privileges(self, command: str = "apply") -> None:
         # Root without CAP_NET_ADMIN (a restricted container) cannot change addresses
@@ -121,16 +123,16 @@ class LinuxHost(Provider):
         state.files = {path: files.read_file(path) for path in scope.files}
         state.symlinks = {path: files.read_symlink(path) for path in scope.symlinks}
         state.dirs = {path: files.read_dir(path) for path in scope.dirs}
-        if scope.modules or scope.tunnels or scope.fou_ports:
-            _read_tunnels(state, scope)
-        if scope.mss:
-            from providers.linux import nft
-
-            state.mss = nft.read_clamp()
         if scope.routes:
             from providers.linux.routes import read_routes
 
             state.routes = read_routes(scope.routes)
+        if scope.mss:
+            from providers.linux import nft
+
+            state.mss = nft.read_clamp()
+        if scope.modules or scope.tunnels or scope.fou_ports:
+            _read_tunnels(state, scope)
         warnings = []
         if not links[scope.interface].up:
             warnings.append(
@@ -159,11 +161,11 @@ class LinuxHost(Provider):
             "file": [],
             "symlink": [],
             "dir": [],
+            "route": [],
+            "nft": [],
             "module": [],
             "tunnel": [],
             "fou": [],
-            "nft": [],
-            "route": [],
         }
         for resource in resources:
             kind, _, name = resource.partition(":")
@@ -185,6 +187,17 @@ class LinuxHost(Provider):
             observed[f"symlink:{path}"] = files.read_symlink(path)
         for path in kinds["dir"]:
             observed[f"dir:{path}"] = files.read_dir(path)
+        if kinds["route"]:
+            from providers.linux.routes import read_routes
+
+            routes = read_routes(kinds["route"])
+            for key in kinds["route"]:
+                observed[f"route:{key}"] = routes.get(key)
+        if kinds["nft"]:
+            from providers.linux import nft
+
+            clamp = nft.read_clamp()
+            observed.update({f"nft:{name}": clamp for name in kinds["nft"]})
         if kinds["module"] or kinds["tunnel"] or kinds["fou"]:
             ports = tuple(int(port) for port in kinds["fou"] if port.isdigit())
             tunnels = HostState()
@@ -207,17 +220,6 @@ class LinuxHost(Provider):
                 observed[f"fou:{port}"] = (
                     tunnels.fou_ports.get(int(port)) if port.isdigit() else None
                 )
-        if kinds["nft"]:
-            from providers.linux import nft
-
-            clamp = nft.read_clamp()
-            observed.update({f"nft:{name}": clamp for name in kinds["nft"]})
-        if kinds["route"]:
-            from providers.linux.routes import read_routes
-
-            routes = read_routes(kinds["route"])
-            for key in kinds["route"]:
-                observed[f"route:{key}"] = routes.get(key)
         return observed
 
     def describe(self) -> dict[str, Any]:
@@ -277,6 +279,13 @@ class LinuxHost(Provider):
 
         return default_route_devices()
 
+    def local_ranges(self) -> list[LocalRange]:
+        """The local routes of table local wider than one address (AnyIP ranges, and the
+        kernel's own for an address such as 127.0.0.1/8), with who added each."""
+        from providers.linux.routes import read_local_ranges
+
+        return read_local_ranges()
+
     def decap_devices(self) -> tuple[str, ...]:
         """The IP-in-IP/GRE devices and the vxlan devices in GPE mode: where tunnels
         decapsulate (`show`)."""
@@ -317,6 +326,15 @@ class LinuxHost(Provider):
         from providers.linux.nft import find_nft
 
         return find_nft()
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]:
+        """The nftables ruleset (None: nft is not installed) and the iptables-legacy
+        tables of this namespace, whose rules nftables does not show."""
+        from providers.linux.firewall import legacy_tables, read_ruleset
+        from providers.linux.nft import find_nft
+
+        nft = find_nft()
+        return (read_ruleset(nft) if nft is not None else None), legacy_tables()
 
     # -- writing (called by steps) ------------------------------------------------------
     def apply_mss(self, clamp: MssClamp | None) -> None:

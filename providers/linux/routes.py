@@ -37,6 +37,8 @@ RTA_DST, RTA_OIF, RTA_PRIORITY, RTA_TABLE = 1, 4, 6, 15
 RTN_UNICAST, RTN_LOCAL = 1, 2
 RT_TABLE_UNSPEC, RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL = 0, 253, 254, 255
 RTPROT_STATIC = 4  # "configured by the administrator" (what networkd and NM write too)
+# rtnetlink's RTPROT_* that say who added a route (the kernel's own, ip route's, a tool's)
+PROTOCOL_NAMES = {2: "kernel", 3: "boot", RTPROT_STATIC: "static", 16: "dhcp"}
 RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 254, 255
 NLM_F_REQUEST, NLM_F_ACK = 0x01, 0x04
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
@@ -56,6 +58,7 @@ class RawRoute:
     type: int
     oif: int | None
     priority: int | None
+    protocol: int = 0  # who added it: RTPROT_KERNEL (an address's own), BOOT (ip route)...
 
 
 def table_name(number: int) -> str:
@@ -78,7 +81,9 @@ def dump_ranges(versions: Collection[int] = (4, 6)) -> list[RawRoute]:
         for kind, payload in rtnl.dump(RTM_GETROUTE, body, strict=True):
             if kind != RTM_NEWROUTE:
                 continue
-            got_family, prefix, _, _, table, _, _, route_type, _ = RTMSG.unpack_from(payload, 0)
+            got_family, prefix, _, _, table, protocol, _, route_type, _ = RTMSG.unpack_from(
+                payload, 0
+            )
             if got_family != family or route_type != RTN_LOCAL or prefix >= full:
                 continue
             attrs = rtnl.attributes(payload, RTMSG.size)
@@ -98,6 +103,7 @@ def dump_ranges(versions: Collection[int] = (4, 6)) -> list[RawRoute]:
                     type=route_type,
                     oif=rtnl.U32.unpack_from(oif, 0)[0] if oif is not None else None,
                     priority=rtnl.U32.unpack_from(priority, 0)[0] if priority is not None else None,
+                    protocol=protocol,
                 )
             )
     return found
@@ -113,18 +119,42 @@ def read_routes(keys: Collection[str]) -> dict[str, RouteState]:
     names = {link.index: link.name for link in rtnl.dump_links()}
     found: dict[str, RouteState] = {}
     for raw in dump_ranges(versions):
-        state = RouteState(
-            destination=f"{raw.destination}/{raw.prefix}",
-            device=names.get(raw.oif or 0, f"#{raw.oif}"),
-            table=table_name(raw.table),
-            type=TYPE_NAMES.get(raw.type, str(raw.type)),
-            priority=raw.priority,
-        )
+        state = _route_state(raw, names)
         # Two routes for one range differ in their priority: the first one is kept, as
         # the kernel uses it; the plan then shows that one.
         if state.key in wanted and state.key not in found:
             found[state.key] = state
     return found
+
+
+@dataclass(frozen=True)
+class LocalRange:
+    """A local route of table local that covers more than one address, and who added it
+    (``kernel``: the route of an address, such as lo's 127.0.0.0/8; ``boot``: ``ip route
+    add``; ``static``: dsrctl, networkd, NetworkManager; else the number)."""
+
+    route: RouteState
+    protocol: str
+
+
+def read_local_ranges() -> list[LocalRange]:
+    """Every local route of table local wider than one address, both IP versions, in
+    the kernel's order (`dsrctl show`, `dsrctl import`)."""
+    names = {link.index: link.name for link in rtnl.dump_links()}
+    return [
+        LocalRange(_route_state(raw, names), PROTOCOL_NAMES.get(raw.protocol, str(raw.protocol)))
+        for raw in dump_ranges()
+    ]
+
+
+def _route_state(raw: RawRoute, names: dict[int, str]) -> RouteState:
+    return RouteState(
+        destination=f"{raw.destination}/{raw.prefix}",
+        device=names.get(raw.oif or 0, f"#{raw.oif}"),
+        table=table_name(raw.table),
+        type=TYPE_NAMES.get(raw.type, str(raw.type)),
+        priority=raw.priority,
+    )
 
 
 def apply_route_step(step: RouteChange, indexes: dict[str, int]) -> None:

@@ -141,3 +141,13 @@ def snapshot(ns: Netns) -> dict[str, object]:
         "lo": json.loads(ns.run("ip", "-j", "addr", "show", "dev", "lo").stdout),
         "file": path.read_bytes() if path.exists() else None,
     }
+
+
+def with_uplink(netns: Netns) -> None:
+    """An uplink as a server has one: the device of the default route (the MSS clamp of
+    a tunnel starts from its MTU)."""
+    netns.run("ip", "link", "add", "u0", "type", "veth", "peer", "name", "u1")
+    for device in ("u0", "u1"):
+        netns.run("ip", "link", "set", device, "up")
+    netns.run("ip", "address", "add", "198.18.0.2/24", "dev", "u0")
+    netns.run("ip", "route", "add", "default", "via", "198.18.0.1", "dev", "u0")

@@ -127,3 +127,25 @@ print(json.dumps({
     "ipv4": [f"{a.get_address()}/{a.get_prefix()}" for a in addresses],
 }))
 """
+
+
+def replay_unit(ns: Netns, unit: Path, root: Path | None = None) -> None:
+    """Each ExecStart= of ``unit`` in ``ns``, in order, as systemd runs them: a line
+    prefixed with '-' may fail, any other must succeed. With ``root``, paths under /etc
+    are taken as seen from it."""
+    for line in unit.read_text().splitlines():
+        if not line.startswith("ExecStart="):
+            continue
+        command = line.removeprefix("ExecStart=")
+        may_fail = command.startswith("-")
+        words = shlex.split(command.removeprefix("-"))
+        if root is not None:
+            words = [f"{root}{w}" if w.startswith("/etc/") else w for w in words]
+        ns.run(*words, check=not may_fail)
+
+
+def udev_sysctls(ns: Netns, root: Path) -> None:
+    """dsrctl's sysctl file again, skipping keys of devices that do not exist: what
+    systemd-sysctl does at boot (ENOENT is ignored), and what udev's 99-systemd.rules
+    then does for each device as it appears (systemd-sysctl --prefix=/net/ipv4/conf/DEV)."""
+    ns.run("sysctl", "-e", "-q", "-p", str(root / "etc/sysctl.d/90-dsrctl.conf"))

@@ -60,19 +60,19 @@ def test_unknown_sysctl_is_refused_before_anything_changes(netns: Netns) -> None
 
 
 def test_spec_errors_are_one_line_and_traceback_only_with_debug(netns: Netns) -> None:
-    spec = write_spec(netns, SPEC.replace('"lo:1"', '"lo:1"\nprefix = 24'))
+    # (A prefix of 8-31 is a range since issue 11: 33 is what no IPv4 VIP can have.)
+    spec = write_spec(netns, SPEC.replace('"lo:1"', '"lo:1"\nprefix = 33'))
     result = netns.dsrctl("apply", "--auto-approve", str(spec))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "vip[0].prefix = 24: only /32 is allowed" in result.stderr
+    assert "vip[0].prefix = 33: an IPv4 prefix must be 32 (one VIP) or 8-31" in result.stderr
     assert "Traceback" not in result.stderr
     debug = netns.dsrctl("--debug", "apply", "--auto-approve", str(spec))
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.rstrip().endswith(
-        "only /32 is allowed for an IPv4 VIP: a wider prefix "
-        "on lo captures the whole subnet and cuts the host off "
-        "from it"
+        "an IPv4 prefix must be 32 (one VIP) or 8-31 (a range of VIPs, served by a local "
+        "route on the interface)"
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.namespaces import Netns, NetnsFactory, sh, write_spec
+from tests.netns.namespaces import Netns, NetnsFactory, sh, with_uplink, write_spec
 from tests.persist_roots import write
 
 VIP = "198.18.0.100"
@@ -263,6 +263,7 @@ def test_a_vxlan_gpe_tunnel_gets_rp_filter_0_and_the_uplink_stays_strict(
 def test_explicit_rp_filter_keys_of_a_tunnel_are_checked_against_it(netns: Netns) -> None:
     """A key of the decap device passes the "sysctl exists" check before the device does;
     a non-zero rp_filter for it or for all is refused: the tunnel could not work."""
+    with_uplink(netns)
     ok = write_spec(netns, GPE + '[linux.sysctl]\n"net.ipv4.conf.dsrgpe0.rp_filter" = 0\n')
     checked = netns.dsrctl("validate", str(ok))
     assert checked.returncode == 0, checked.stderr

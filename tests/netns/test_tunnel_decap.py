@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from tests.netns.namespaces import Netns, write_spec
+from tests.netns.namespaces import Netns, with_uplink, write_spec
 
 GPE = """
 version = 1
@@ -28,6 +28,7 @@ def _link(netns: Netns, name: str) -> dict[str, object] | None:
 
 
 def test_vxlan_gpe_decap_device_lifecycle(netns: Netns) -> None:
+    with_uplink(netns)
     spec = write_spec(netns, GPE)
     assert _link(netns, "dsrgpe0") is None
 
@@ -70,6 +71,7 @@ def test_vxlan_gpe_decap_device_lifecycle(netns: Netns) -> None:
 
 
 def test_dropping_the_tunnel_from_the_spec_deletes_the_device(netns: Netns) -> None:
+    with_uplink(netns)
     spec = write_spec(netns, GPE)
     assert netns.dsrctl("apply", "--auto-approve", str(spec)).returncode == 0
     spec.write_text(spec.read_text().replace('[[tunnel]]\nkind = "vxlan-gpe"\n', ""))
@@ -101,6 +103,7 @@ def test_a_kind_this_kernel_lacks_is_refused_at_validate_and_plan(netns: Netns) 
 
 
 def test_a_device_of_another_kind_under_the_name_is_refused(netns: Netns) -> None:
+    with_uplink(netns)
     netns.run("ip", "link", "add", "dsrgpe0", "type", "vxlan", "id", "7", "dstport", "4789")
     spec = write_spec(netns, GPE)
     result = netns.dsrctl("plan", str(spec))

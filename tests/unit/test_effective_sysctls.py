@@ -20,6 +20,7 @@ from dsrctl.linux.effective import (
 from dsrctl.linux.planner import plan_linux
 from dsrctl.model import HostState, ReadScope, SysctlValue
 from dsrctl.spec import Spec, parse_spec
+from providers.linux.firewall import Ruleset
 from providers.linux.persist import Detection
 from providers.linux.persist.sysctl_conflicts import Assignment
 from providers.linux.uplinks import Uplink
@@ -174,10 +175,13 @@ class FakeHost:
         return self._uplinks
 
     def uplink(self, version: int, name: str | None) -> Uplink | None:
-        return Uplink(name or self._uplinks[0], 1500, name is None) if self._uplinks else None
+        return Uplink(name or self._uplinks[0], 1500, default_route=name is None)
 
     def nft_path(self) -> str | None:
         return "/usr/sbin/nft"
+
+    def input_firewall(self) -> tuple[Ruleset | None, tuple[str, ...]]:
+        return Ruleset(), ()
 
     def boot_sysctl_sources(self, root: str, keys: list[str]) -> dict[str, Assignment | None]:
         raise AssertionError("persistence is disabled: no sysctl.d files to read")

@@ -37,7 +37,7 @@ class FakeHost:
         nft_path: str | None = "/usr/sbin/nft",
         systemd: bool = True,
     ) -> None:
-        self.uplinks = uplinks if uplinks is not None else {4: Uplink("eth0", 1500, True)}
+        self.by_version = uplinks if uplinks is not None else {4: Uplink("eth0", 1500, True)}
         self.mtus = mtus or {"eth0": 1500}
         self._nft = nft_path
         self.systemd = systemd
@@ -45,7 +45,7 @@ class FakeHost:
     def uplink(self, version: int, name: str | None) -> Uplink | None:
         if name is not None:
             return Uplink(name, self.mtus.get(name), default_route=False)
-        return self.uplinks.get(version)
+        return self.by_version.get(version)
 
     def nft_path(self) -> str | None:
         return self._nft

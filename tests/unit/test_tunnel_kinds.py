@@ -56,8 +56,9 @@ def host(
 def plan_for(spec: Spec, current: HostState, ownership: Ownership | None = None) -> Plan:
     ownership = ownership or Ownership()
     plan = build_plan(build_desired(spec, ownership), current, ownership)
+    # The tunnel kinds' steps: the VIPs and the sysctls (rp_filter 0 for an IPv4 decap
+    # device: tests/unit/test_effective_sysctls.py) are others' to test.
     return Plan(
-        # the rp_filter keys of the decap devices are tests/unit/test_effective_sysctls.py's
         steps=tuple(s for s in plan.steps if not s.resource.startswith(("address:", "sysctl:"))),
         notes=plan.notes,
     )

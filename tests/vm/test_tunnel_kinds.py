@@ -87,7 +87,17 @@ def _dsrctl(scenario: str, *args: str) -> str:
 
 
 def _steps() -> dict[str, str | vm.Python]:
-    steps: dict[str, str | vm.Python] = {"netns": "ip netns add srv && ip -n srv link set lo up"}
+    # An uplink with default routes of both families: the MSS clamp of a tunnel starts
+    # from the MTU of the device the encapsulated packets arrive on.
+    steps: dict[str, str | vm.Python] = {
+        "netns": "ip netns add srv && ip -n srv link set lo up"
+        " && ip -n srv link add u0 type veth peer name u1"
+        " && ip -n srv link set u0 up && ip -n srv link set u1 up"
+        " && ip -n srv address add 198.18.1.2/24 dev u0"
+        " && ip -n srv address add 2001:db8:1::2/64 dev u0 nodad"
+        " && ip -n srv route add default via 198.18.1.1"
+        " && ip -n srv -6 route add default via 2001:db8:1::1"
+    }
     for scenario, tunnels in SPECS.items():
         spec = f"/tmp/{scenario}/spec.toml"
         body = (

@@ -18,6 +18,9 @@ removed again by a tool that "owns" the interface:
 - ``systemd-unit``: when nothing manages the interface, a oneshot unit that runs
   ``ip address replace`` after systemd-sysctl and before the network is set up.
 
+The [[tunnel]] decap devices and fou ports come back through ifupdown's stanzas or, with
+every other backend, through dsrctl-tunnels.service (:mod:`.decap`).
+
 Layout: :mod:`.detect` reads the host (or a tree under ``linux.persist.root``) into a
 :class:`Detection`; the backend modules parse their configuration formats and render
 files from the desired address states; :mod:`dsrctl.linux.persistence` (pure) chooses the
@@ -45,7 +48,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.model import AddressState, FileState, RouteState
+from providers.model import AddressState, FileState, RouteState, TunnelState
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,11 @@ class RenderRequest:
     # ranges dsrctl added that the spec no longer names (cidr)
     routes: tuple[RouteState, ...] = ()
     dropped_routes: frozenset[str] = frozenset()
+    # the [[tunnel]] decap devices (name, state) and GUE ports, for a backend that brings
+    # them back itself (ifupdown; the others leave them to dsrctl-tunnels.service, see
+    # providers.linux.persist.decap and dsrctl.linux.persistence.unit_part)
+    tunnels: tuple[tuple[str, TunnelState], ...] = ()
+    fou_ports: tuple[int, ...] = ()
 
 
 @dataclass

@@ -11,6 +11,14 @@ VIP ranges (local routes) are ``up``/``down`` commands of an ``iface <interface>
 manual`` stanza of their own: ``ip -4 route replace local <range> dev lo table local``
 (and ``-6``); ifupdown runs them after the interface's other stanzas.
 
+The [[tunnel]] decap side (providers.linux.persist.decap) is an ``iface NAME inet manual``
+stanza per device (``auto``): its ``pre-up`` creates a collect-metadata device unless it
+exists (``ip link add NAME type ... external``), the ``manual`` method sets it up (``ip
+link set dev NAME up``; a fallback device such as ``tunl0`` comes with its module, loaded
+from modules-load.d before networking.service starts), a GUE port is a ``pre-up ip fou add
+port N gue`` of its device (which fails harmlessly when the port exists), and ``post-down``
+deletes what ``pre-up`` created.
+
 The file is dsrctl's own; it names ``auto`` for every interface it configures, which is
 harmless when /etc/network/interfaces says it too. It is read only if
 /etc/network/interfaces sources the directory (``source /etc/network/interfaces.d/*``,
@@ -29,6 +37,7 @@ from providers.linux.persist import (
     Detection,
     Rendered,
     RenderRequest,
+    decap,
     default_label,
     managed_header,
     no_check,
@@ -37,7 +46,7 @@ from providers.linux.persist import (
     safe_name,
 )
 from providers.linux.persist.tree import Tree
-from providers.model import AddressState, FileState, RouteState
+from providers.model import AddressState, FileState, RouteState, TunnelState
 
 INTERFACES = "/etc/network/interfaces"
 DROPIN_DIR = "/etc/network/interfaces.d"
@@ -140,12 +149,31 @@ def route_stanza(routes: tuple[RouteState, ...], interface: str) -> list[str]:
     return lines
 
 
+def decap_stanza(name: str, state: TunnelState, ports: tuple[int, ...]) -> list[str]:
+    """The device's stanza: created if missing, set up by the manual method."""
+    name = safe_name(name)
+    lines = [f"auto {name}", f"iface {name} inet manual"]
+    if not decap.fallback(state):
+        add = " ".join(decap.add_command(name, state))
+        lines.append(f"    pre-up ip link show dev {name} >/dev/null 2>&1 || ip {add}")
+    for port in ports:
+        lines.append(f"    pre-up ip {' '.join(decap.fou_command(port))} 2>/dev/null || true")
+    if not decap.fallback(state):
+        lines.append(f"    post-down ip link del dev {name} || true")
+    return lines
+
+
 def render(request: RenderRequest) -> Rendered:
     lines = [*managed_header(request.spec_path), f"auto {safe_name(request.interface)}"]
     for state in request.states:
         lines += ["", *stanza(state, request.interface)]
     if request.routes:
         lines += ["", *route_stanza(request.routes, request.interface)]
+    # the GUE ports go with the ipip device (GUE hands its inner IPIP packet to it)
+    ipip = [name for name, tunnel in request.tunnels if tunnel.kind == "ipip"]
+    for name, tunnel in request.tunnels:
+        ports = request.fou_ports if name == (ipip or [request.tunnels[0][0]])[0] else ()
+        lines += ["", *decap_stanza(name, tunnel, ports)]
     content = ("\n".join(lines) + "\n").encode()
     return Rendered(files={DROPIN: FileState(content, 0o644)})
 

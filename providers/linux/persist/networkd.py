@@ -23,6 +23,13 @@ and ``DuplicateAddressDetection=none`` (nodad, systemd 243 and later) for IPv6.
 A VIP range is a ``[Route]`` section: ``Destination=``, ``Type=local``, ``Table=local``
 (networkd gives a local route scope host by itself).
 networkd starts after systemd-sysctl, so the ARP keys are in place before the VIPs.
+
+The [[tunnel]] decap side is dsrctl-tunnels.service's on this backend too
+(providers.linux.persist.decap): networkd 252 (Debian 12) has no collect-metadata mode
+for VXLAN, and its ``.netdev`` files for the other kinds (``[Tunnel] External=yes``,
+``Kind=fou``) were not proven to bring the devices back on a distribution kernel (one VM
+run timed out, undiagnosed), while the unit was. networkd leaves alone a link that no
+.network file matches.
 """
 
 from __future__ import annotations
