@@ -37,6 +37,8 @@ CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2 = (
 )
 SERVERS = {SRV1: "198.18.2.11", SRV2: "192.0.2.12"}
 NAMES = {SRV1: "srv1", SRV2: "srv2"}
+# The uplinks' MACs: fixed, so that the neighbours' ARP entries hold across the reboot
+MACS = {SRV1: "02:00:00:00:00:11", SRV2: "02:00:00:00:00:12"}
 CLIENT_IP = "198.18.1.2"
 BAL_A_IP, BAL_B_IP = "198.18.2.2", "198.18.2.3"
 VIP_IPIP, VIP_GUE, VIP_GRE = "198.18.0.10", "198.18.0.20", "198.18.0.30"
@@ -135,14 +137,16 @@ def _veth(a: str, a_dev: str, b: str, b_dev: str) -> str:
 
 
 def server_setup(server: str) -> str:
-    """A real server as a fresh boot leaves it: uplink, default route, strict rp_filter
-    on all and default (the value the spec must cope with), httpd; no VIP, no tunnel."""
+    """A real server as a fresh boot leaves it: uplink (its MAC fixed, as a NIC's),
+    default routes, strict rp_filter on all and default (the value the spec must cope
+    with), httpd; no VIP, no tunnel."""
     name, address = NAMES[server], SERVERS[server]
     gateway, prefix = ("198.18.2.1", 24) if server == SRV1 else ("192.0.2.1", 24)
     www = f"{WORK}/{name}/www"
     return f"""\
 ip -n {server} link set lo up
 ip netns exec {server} sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1
+ip -n {server} link set s0 address {MACS[server]}
 ip -n {server} address add {address}/{prefix} dev s0
 ip -n {server} link set s0 up
 ip -n {server} route add default via {gateway}
