@@ -422,6 +422,13 @@ def show(
             from dsrctl.linux.ranges import describe_ranges
 
             report["ranges"] = describe_ranges(provider.local_ranges(), records)
+            from dsrctl.linux.decap_side import has_tunnel_side, recorded
+
+            if has_tunnel_side(records, provider.decap_devices()):  # else nothing is read
+                from dsrctl.linux.decap_side import describe_decap_side
+
+                side = provider.decap_side(recorded(records, "tunnel"), recorded(records, "module"))
+                report["tunnels"] = describe_decap_side(side, records)
         from dsrctl.engine import state_notes
 
         report["dsrctl"] = {

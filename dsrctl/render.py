@@ -230,6 +230,11 @@ def render_show(out: Output, report: dict[str, Any]) -> None:
     ranges = report.get("ranges")
     if ranges:
         render_ranges(out, ranges)
+    tunnels = report.get("tunnels")
+    if tunnels:
+        from dsrctl.render_tunnels import render_tunnels
+
+        render_tunnels(out, tunnels)
     effective = report.get("effective")
     if effective:
         render_effective(out, effective)

@@ -34,6 +34,16 @@ class MssStep(Step):
     def apply(self, host: MssWriter) -> None:
         host.apply_mss(self.after)
 
+    def inverse(self) -> Step:
+        """The table as it was, less what someone else had put in it: dsrctl writes only
+        its clamp and cannot put back items it does not understand (they were drift)."""
+        undo = super().inverse()
+        if isinstance(undo.after, MssClamp) and undo.after.other:
+            kept = dataclasses.replace(undo.after, other=())
+            note = "rollback; items in the table that dsrctl did not write are not restored"
+            return dataclasses.replace(undo, after=kept, note=note)
+        return undo
+
     def show(self, value: Any) -> Any:
         return value.plain() if isinstance(value, MssClamp) else value
 

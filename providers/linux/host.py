@@ -17,6 +17,7 @@ from providers.safefile import Staged
 
 if TYPE_CHECKING:
     from providers.linux.changes import AddressChange, FileChange, RouteChange
+    from providers.linux.decap_side import DecapSide
     from providers.linux.firewall import Ruleset
     from providers.linux.persist import Detection
     from providers.linux.persist.sysctl_conflicts import Assignment
@@ -297,6 +298,13 @@ class LinuxHost(Provider):
             for link in dump_links()
             if link.kind in kinds or (link.kind == "vxlan" and link.gpe)
         )
+
+    def decap_side(self, tunnels: Sequence[str], modules: Sequence[str]) -> DecapSide:
+        """`show`: the decap devices (those on the host and ``tunnels``), the fou ports,
+        the kernel modules (``modules`` and those of the devices) and the MSS clamp."""
+        from providers.linux.decap_side import read_decap_side
+
+        return read_decap_side(tunnels, modules)
 
     def try_sysctl(self, key: str) -> SysctlValue | None:
         """The key's value, or None when it cannot be read (no such key, no permission)."""

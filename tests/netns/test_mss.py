@@ -143,9 +143,21 @@ def test_the_clamp_is_applied_observed_repaired_and_removed(make_netns: NetnsFac
         assert rollback.returncode == 0, rollback.stdout + rollback.stderr
         assert not has_table(server) and mss(client) == UNCLAMPED
 
+        # Someone adds a chain to dsrctl's table; apply replaces the table (drift
+        # repaired); rolling that apply back restores the clamp, not the chain dsrctl
+        # cannot write, and its verification accepts that.
+        applied(server, spec)
+        server.run("nft", "add", "chain", "inet", "dsrctl", "theirs")
+        assert "DRIFT nft mss" in server.dsrctl("drift", str(spec)).stdout
+        applied(server, spec)
+        rollback = server.dsrctl("rollback", "--auto-approve")
+        assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+        assert "not restored" in rollback.stdout
+        assert mss(client) == CLAMPED
+        assert server.dsrctl("drift", str(spec)).returncode == 0
+
         # A spec without tunnels removes the table dsrctl created; a second apply
         # changes nothing.
-        applied(server, spec)
         assert has_table(server)
         spec.write_text(spec.read_text().replace(TUNNEL, ""))
         assert "- nft mss:" in applied(server, spec)

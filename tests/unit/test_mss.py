@@ -311,3 +311,24 @@ def test_the_way_back_removes_the_table_dsrctl_created_after_the_vips() -> None:
     current = HostState(mss=MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",))))
     steps = [s for s in build_plan(desired, current, ownership).steps if s.kind == "nft"]
     assert [(s.action, s.phase) for s in steps] == [("delete", Phase.RELAX)]
+
+
+def test_rollback_restores_the_clamp_but_not_what_someone_else_put_in_the_table() -> None:
+    """An apply replaced a table in which someone had added a chain (drift dsrctl repaired):
+    the undo puts dsrctl's clamp back, not the foreign chain it cannot write, and the
+    rollback's verification expects exactly that."""
+    from dsrctl.kinds.mss import MssStep
+    from dsrctl.kinds.registry import step_from_record
+
+    rule = ClampRule(1424, ("192.0.2.100/32",))
+    seen = MssClamp(ipv4=rule, other=('{"chain": {"name": "theirs"}}',))
+    step = MssStep("nft:mss", seen, MssClamp(ipv4=rule), Phase.HARDEN)
+    undo = step.inverse()
+    assert undo.after == MssClamp(ipv4=rule)
+    assert undo.before == MssClamp(ipv4=rule)
+    assert "not restored" in undo.note
+    # the journal's copy of the step undoes the same way
+    assert step_from_record(step.to_record()).inverse().after == MssClamp(ipv4=rule)
+    # a table without foreign items comes back as it was
+    plain = MssStep("nft:mss", MssClamp(ipv4=rule), None, Phase.RELAX)
+    assert plain.inverse().after == MssClamp(ipv4=rule)

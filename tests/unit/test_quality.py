@@ -40,3 +40,26 @@ def test_cli_import_stays_light() -> None:
     result = run(sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_show_without_tunnels_imports_no_tunnel_reader() -> None:
+    """What `show` imports on every Linux host (the decision whether there is a tunnel side
+    to show, dsrctl.linux.decap_side) pulls in none of the tunnel readers: those come only
+    with a decap device or a tunnel record. The run itself: tests/netns/test_show_tunnels.py."""
+    readers = (
+        "providers.linux.nft",
+        "providers.linux.fou",
+        "providers.linux.kmod",
+        "providers.linux.tunnels",
+        "providers.linux.decap_side",
+        "dsrctl.render_tunnels",
+    )
+    code = (
+        "import sys, dsrctl.cli, dsrctl.render, dsrctl.linux.decap_side, dsrctl.linux.ranges, "
+        "dsrctl.linux.effective, dsrctl.linux.checks, providers.linux.host, "
+        "providers.linux.routes\n"
+        f"print(sorted(m for m in {readers!r} if m in sys.modules))"
+    )
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
