@@ -408,9 +408,8 @@ def reboot(server: str) -> str:
     return f"""\
 ip netns pids {server} | xargs -r kill 2>/dev/null || true  # httpd children come and go
 for i in $(seq 50); do [ -z "$(ip netns pids {server})" ] && break; sleep 0.1; done
+ip -n {ROUTER} link del {port}  # the cable: at once (a namespace is destroyed later)
 ip netns del {server}
-for i in $(seq 50); do ip -n {ROUTER} link show {port} >/dev/null 2>&1 || break; sleep 0.1; done
-ip -n {ROUTER} link show {port} >/dev/null 2>&1 && exit 9  # the old link must be gone
 ip netns add {server}
 {relink}{server_setup(server)}\
 echo "BOOT files: $(cd {r} && find . -type f -o -type l | sort | tr '\\n' ' ')"
