@@ -38,6 +38,8 @@ CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2 = (
 SERVERS = {SRV1: "198.18.2.11", SRV2: "192.0.2.12"}
 NAMES = {SRV1: "srv1", SRV2: "srv2"}
 # The uplinks' MACs: fixed, so that the neighbours' ARP entries hold across the reboot
+# (br0's too: a bridge takes its lowest port's MAC unless given one, and srv1's port is
+# deleted and made again)
 MACS = {SRV1: "02:00:00:00:00:11", SRV2: "02:00:00:00:00:12"}
 CLIENT_IP = "198.18.1.2"
 BAL_A_IP, BAL_B_IP = "198.18.2.2", "198.18.2.3"
@@ -223,7 +225,7 @@ ip -n {CLIENT} route add default via 198.18.1.1
 ip -n {ROUTER} link set lo up
 ip -n {ROUTER} address add 198.18.1.1/24 dev r0
 ip -n {ROUTER} link set r0 up
-ip -n {ROUTER} link add br0 type bridge
+ip -n {ROUTER} link add br0 address 02:00:00:00:00:01 type bridge
 ip -n {ROUTER} address add 198.18.2.1/24 dev br0
 ip -n {ROUTER} link set br0 up
 ip netns exec {ROUTER} sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
