@@ -101,7 +101,10 @@ def networkd_in(ns: Netns, binds: dict[str, Path], wanted: list[str]) -> Iterato
         process.communicate(timeout=20)
 
 
-NM_READ = """
+# libnm's keyfile parser (python3-gi): loads the profile given as argv[1] into
+# ``connection``, normalized and verified, its warnings in ``warnings``; a script appends
+# what it prints.
+NM_LOAD = """
 import json, sys
 import gi
 gi.require_version("NM", "1.0")
@@ -118,6 +121,10 @@ connection = NM.keyfile_read(keyfile, "/etc/NetworkManager/system-connections",
                              NM.KeyfileHandlerFlags.NONE, handler, None)
 connection.normalize()
 connection.verify()
+"""
+NM_READ = (
+    NM_LOAD
+    + """
 ip4 = connection.get_setting_ip4_config()
 addresses = [ip4.get_address(i) for i in range(ip4.get_num_addresses())]
 print(json.dumps({
@@ -127,6 +134,7 @@ print(json.dumps({
     "ipv4": [f"{a.get_address()}/{a.get_prefix()}" for a in addresses],
 }))
 """
+)
 
 
 def replay_unit(ns: Netns, unit: Path, root: Path | None = None) -> None:

@@ -26,6 +26,7 @@ import pytest
 
 from tests.netns.namespaces import Netns, NetnsFactory, sh
 from tests.netns.reboot import (
+    NM_LOAD,
     VIPS,
     apply_once,
     assert_in_sync,
@@ -48,23 +49,9 @@ RANGES = ["198.18.5.0/24", "2001:db8:5::/120"]
 
 # NetworkManager's own keyfile parser (libnm via python3-gi): addresses and routes with
 # their attributes, each attribute checked by libnm's validator.
-NM_ROUTES = """
-import json, sys
-import gi
-gi.require_version("NM", "1.0")
-from gi.repository import GLib, NM
-data = open(sys.argv[1], "rb").read()
-keyfile = GLib.KeyFile.new()
-keyfile.load_from_data(data.decode(), len(data), GLib.KeyFileFlags.NONE)
-warnings = []
-def handler(keyfile, connection, kind, info, *_):
-    if kind == NM.KeyfileHandlerType.WARN:
-        warnings.append(info.warn_get()[0])
-    return False
-connection = NM.keyfile_read(keyfile, "/etc/NetworkManager/system-connections",
-                             NM.KeyfileHandlerFlags.NONE, handler, None)
-connection.normalize()
-connection.verify()
+NM_ROUTES = (
+    NM_LOAD
+    + """
 out = {"warnings": warnings, "addresses": [], "routes": []}
 for setting in (connection.get_setting_ip4_config(), connection.get_setting_ip6_config()):
     for i in range(setting.get_num_addresses()):
@@ -83,6 +70,7 @@ for setting in (connection.get_setting_ip4_config(), connection.get_setting_ip6_
                               "version": 4 if r.get_family() == 2 else 6, **attrs})
 print(json.dumps(out))
 """
+)
 
 # network-scripts' ifup-routes, handle_ip_file(), verbatim but for the file argument.
 IFUP_ROUTES = r"""
