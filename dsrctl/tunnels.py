@@ -46,8 +46,21 @@ _MODULE_DEVICES = {
     "ip6gre0": "ip6_gre",
     "sit0": "sit",
 }
-# The bytes the balancer adds in front of the client's packet (DOMAIN.md section 5).
+# The bytes the balancer adds in front of the client's packet (DOMAIN.md section 5), with
+# an outer header of the kind's default IP version (vxlan-gpe: 20 more over IPv6).
 OVERHEAD = {"ipip": 20, "gre": 24, "gue": 32, "vxlan-gpe": 36, "ip6ip6": 40, "ip6gre": 44}
+# The outer IP version of each kind; vxlan-gpe's may be given (``outer = 6``): its
+# collect-metadata device listens on both.
+OUTER = {"ipip": 4, "gre": 4, "gue": 4, "vxlan-gpe": 4, "ip6ip6": 6, "ip6gre": 6}
+# The IP versions of the packets each kind carries inside.
+INNER = {
+    "ipip": (4,),
+    "gue": (4,),  # GUE as dsrctl sets it up carries IPIP
+    "ip6ip6": (6,),
+    "gre": (4, 6),
+    "ip6gre": (4, 6),
+    "vxlan-gpe": (4, 6),
+}
 MODULES = {
     "ipip": ("ipip",),
     "gre": ("ip_gre",),
@@ -82,11 +95,17 @@ class TunnelSpec:
     port: int | None  # gue only
     mss: int | None  # None: computed from the uplink's MTU
     uplink: str | None  # None: the device of the outer family's default route
+    outer: int = 0  # the outer IP version; 0: the kind's (OUTER)
 
     @property
     def family(self) -> int:
         """The outer IP version the balancer sends."""
-        return 6 if self.kind in ("ip6ip6", "ip6gre") else 4
+        return self.outer or OUTER[self.kind]
+
+    @property
+    def inner(self) -> tuple[int, ...]:
+        """The IP versions of the packets the tunnel carries."""
+        return INNER[self.kind]
 
     @property
     def fallback(self) -> bool:
@@ -95,7 +114,7 @@ class TunnelSpec:
 
     @property
     def overhead(self) -> int:
-        return OVERHEAD[self.kind]
+        return OVERHEAD[self.kind] + (20 if self.family > OUTER[self.kind] else 0)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -184,8 +203,22 @@ def _parse_tunnel(table: Table, name_problem: Callable[[str], str | None]) -> Tu
                 uplink,
                 "the uplink receives the encapsulated packets; it cannot be the decap device",
             )
+    outer = 0
+    if table.has("outer"):
+        outer = table.integer("outer")
+        if kind != "vxlan-gpe":
+            raise table.error(
+                "outer",
+                outer,
+                f"only a vxlan-gpe tunnel has a choice of outer IP version; {kind}'s is "
+                f"IPv{OUTER[kind]}",
+            )
+        if outer not in (4, 6):
+            raise table.error("outer", outer, "an IP version: 4 or 6")
+        if outer == OUTER[kind]:
+            outer = 0  # the default, spelled out: the same spec
     table.finish()
-    return TunnelSpec(kind=kind, name=name, port=port, mss=mss, uplink=uplink)
+    return TunnelSpec(kind=kind, name=name, port=port, mss=mss, uplink=uplink, outer=outer)
 
 
 def _name_clash(kind: str, name: str) -> str | None:

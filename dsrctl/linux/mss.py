@@ -1,9 +1,11 @@
 """The MSS clamp of tunnel-mode DSR: the arithmetic, its refusals, and what to write.
 
-A balancer that encapsulates adds the tunnel's overhead to every client packet and
-neither fragments nor lets PMTUD work (the replies take another path), so a full-size
-client segment vanishes. The clamp (``nft:mss``, dsrctl/kinds/mss.py) lowers the MSS the
-server advertises in its SYN-ACKs from the VIPs, per IP version of the VIPs:
+A balancer that encapsulates adds the tunnel's overhead to every client packet and does
+not fragment it; PMTUD rescues the client only if the balancer itself sends an ICMP
+"too big" (IPVS and kernel tunnels do; XDP balancers such as Katran and GLB's do not,
+and networks filter ICMP), so a full-size client segment may vanish. The clamp
+(``nft:mss``, dsrctl/kinds/mss.py) lowers the MSS the server advertises in its SYN-ACKs
+from the VIPs, per IP version of the VIPs:
 
     MSS = uplink MTU - the tunnel's overhead - 40 (IPv4: TCP + IP) or 60 (IPv6)
 
@@ -47,16 +49,7 @@ if TYPE_CHECKING:
     from providers.linux.uplinks import Uplinks
 
 TCP_IP = {4: 40, 6: 60}  # TCP and IP headers without options
-# The IP versions of the packets each kind carries inside.
-INNER = {
-    "ipip": (4,),
-    "gue": (4,),  # GUE as dsrctl sets it up carries IPIP
-    "ip6ip6": (6,),
-    "gre": (4, 6),
-    "ip6gre": (4, 6),
-    "vxlan-gpe": (4, 6),
-}
-WHY = "PMTUD cannot work on the asymmetric path"
+WHY = "PMTUD works only if the balancer sends ICMP too-big"
 
 
 class MssHost(Protocol):
@@ -160,7 +153,7 @@ def clamp_for(spec: Spec, limits: list[TunnelLimit]) -> tuple[MssClamp | None, s
     rules: dict[int, ClampRule] = {}
     reasons: list[str] = []
     for version in (4, 6):
-        carrying = [limit for limit in limits if version in INNER[limit.tunnel.kind]]
+        carrying = [limit for limit in limits if version in limit.tunnel.inner]
         sources = collapse((vip.cidr for vip in spec.vips if vip.version == version), version)
         if not carrying or not sources:
             continue

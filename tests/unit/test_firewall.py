@@ -313,6 +313,18 @@ def test_the_warning_says_what_drops_and_the_exact_rule_to_add() -> None:
     ]
 
 
+def test_vxlan_gpe_over_ipv6_is_followed_as_an_ipv6_packet_on_the_ipv6_uplink() -> None:
+    host = FakeHost(decode(recorded("simple")))
+    uplinks = Uplinks(
+        {4: (Uplink("eth0", 1500),), 6: (Uplink("eth1", 1500),)}, {"eth0": 1500, "eth1": 1500}
+    )
+    (warning,) = firewall_warnings(
+        spec('[[tunnel]]\nkind = "vxlan-gpe"\nouter = 6\n'), host, uplinks
+    )
+    assert "VXLAN-GPE packets (UDP port 4790) of tunnel dsrgpe0 arriving on eth1" in warning
+    assert warning.endswith('nft add rule inet filter input iifname "eth1" udp dport 4790 accept')
+
+
 def test_a_dropping_rule_gets_an_insert_so_that_the_accept_comes_first() -> None:
     host = FakeHost(keep_rules(recorded("firewalld"), "input", set()))  # vmapped: no rules
     (firewalld, vmapped) = firewall_warnings(spec('[[tunnel]]\nkind = "gre"\n'), host, UPLINKS)

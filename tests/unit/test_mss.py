@@ -74,7 +74,7 @@ def test_ipip_clamps_ipv4_vips_to_mtu_less_20_less_40() -> None:
     assert clamp == MssClamp(ipv4=ClampRule(1440, ("192.0.2.10/32",)))
     assert why == (
         "clamp the MSS of SYN-ACKs from the VIPs to 1440: ipip adds 20 bytes on eth0 "
-        "(MTU 1500), and PMTUD cannot work on the asymmetric path"
+        "(MTU 1500), and PMTUD works only if the balancer sends ICMP too-big"
     )
 
 

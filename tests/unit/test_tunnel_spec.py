@@ -118,6 +118,13 @@ def test_named_devices_are_external_and_several_kinds_may_coexist() -> None:
         ),
         ([{"kind": "ipip", "mtu": 1480}], "tunnel[0].mtu = 1480: unknown key"),
         (
+            [{"kind": "ip6gre", "outer": 4}],
+            "tunnel[0].outer = 4: only a vxlan-gpe tunnel has a choice of outer IP version; "
+            "ip6gre's is IPv6",
+        ),
+        ([{"kind": "vxlan-gpe", "outer": 5}], "tunnel[0].outer = 5: an IP version: 4 or 6"),
+        ([{"kind": "vxlan-gpe", "outer": "6"}], 'tunnel[0].outer = "6": must be an integer'),
+        (
             [{"kind": "ipip"}, {"kind": "ipip", "name": "dsrtun0"}],
             'tunnel[1].kind = "ipip": a second ipip tunnel (the first is at tunnel[0])',
         ),
@@ -141,6 +148,15 @@ def test_refusals(tunnels: list[dict[str, Any]], expected: str) -> None:
     text = refuse(spec_with(*tunnels))
     assert text.startswith(PATH + ": ")
     assert expected in text
+
+
+def test_vxlan_gpe_over_ipv6_has_the_ipv6_family_and_20_bytes_more() -> None:
+    gpe6 = parse_spec(spec_with({"kind": "vxlan-gpe", "outer": 6}), PATH).tunnels[0]
+    assert (gpe6.family, gpe6.overhead, gpe6.inner) == (6, 56, (4, 6))
+    # outer = 4 spelled out is the default: the same spec
+    gpe4 = parse_spec(spec_with({"kind": "vxlan-gpe", "outer": 4}), PATH).tunnels[0]
+    assert gpe4 == parse_spec(spec_with({"kind": "vxlan-gpe"}), PATH).tunnels[0]
+    assert (gpe4.family, gpe4.overhead) == (4, 36)
 
 
 def test_tunnel_must_be_an_array_of_tables() -> None:
