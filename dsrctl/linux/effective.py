@@ -43,10 +43,11 @@ def conf_key(device: str, leaf: str) -> str:
 
 
 def decap_devices(spec: Spec) -> list[str]:
-    """The IPv4 decap devices of the spec's tunnels (rp_filter has no IPv6 counterpart)."""
+    """The decap devices that receive IPv4 packets (rp_filter has no IPv6 counterpart):
+    those of every kind that carries IPv4 inside, whatever its outer version (ip6gre)."""
     found: list[str] = []
     for tunnel in spec.tunnels:
-        if tunnel.family == 4 and tunnel.name not in found:
+        if 4 in tunnel.inner and tunnel.name not in found:
             found.append(tunnel.name)
     return found
 

@@ -41,13 +41,18 @@ def spec(*tunnels: dict[str, Any], sysctl: dict[str, Any] | None = None) -> Spec
     return parse_spec(data, PATH)
 
 
-def test_ipv4_tunnels_want_rp_filter_0_on_all_and_their_device_ipv6_nothing() -> None:
+def test_tunnels_carrying_ipv4_want_rp_filter_0_on_all_and_their_device_ip6ip6_nothing() -> None:
     assert tunnel_sysctls(spec({"kind": "gue"}, {"kind": "vxlan-gpe"})) == {
         RP_ALL: 0,
         "net.ipv4.conf.tunl0.rp_filter": 0,
         "net.ipv4.conf.dsrgpe0.rp_filter": 0,
     }
-    assert tunnel_sysctls(spec({"kind": "ip6ip6"}, {"kind": "ip6gre"})) == {}
+    assert tunnel_sysctls(spec({"kind": "ip6ip6"})) == {}
+    # ip6gre's outer header is IPv6, but it carries IPv4 too: those arrive on ip6gre0
+    assert tunnel_sysctls(spec({"kind": "ip6ip6"}, {"kind": "ip6gre"})) == {
+        RP_ALL: 0,
+        "net.ipv4.conf.ip6gre0.rp_filter": 0,
+    }
     assert tunnel_sysctls(spec()) == {}
     notes = tunnel_notes(spec({"kind": "ipip"}))
     assert notes["sysctl:net.ipv4.conf.tunl0.rp_filter"] == (
