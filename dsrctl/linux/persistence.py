@@ -235,12 +235,17 @@ def build(
 
 
 # What each backend brings back of the decap side itself (providers.linux.persist.decap):
-# ifupdown everything (its stanzas run commands); the rest is the unit's.
+# ifupdown everything (its stanzas run commands), systemd-networkd the ipip, gre, ip6tnl
+# and ip6gre devices (.netdev/.network); the rest is the unit's.
 def unit_part(
     backend: str, tunnels: tuple[decap.Tunnel, ...], ports: tuple[int, ...]
 ) -> tuple[tuple[decap.Tunnel, ...], tuple[int, ...]]:
     if backend == "ifupdown":
         return (), ()
+    if backend == "systemd-networkd":
+        from providers.linux.persist.networkd import NATIVE_KINDS
+
+        return tuple(t for t in tunnels if t[1].kind not in NATIVE_KINDS), ports
     return tunnels, ports
 
 

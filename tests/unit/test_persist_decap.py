@@ -1,5 +1,6 @@
 """What each backend writes for the [[tunnel]] decap side, against golden files
-(tests/golden/persist/systemd-unit/dsrctl-tunnels.service, ifupdown/dsrctl.tunnels;
+(tests/golden/persist/systemd-unit/dsrctl-tunnels.service, ifupdown/dsrctl.tunnels,
+systemd-networkd/10-dsrctl-tunnel-* and systemd-networkd/dsrctl-tunnels.service;
 DSRCTL_UPDATE_GOLDEN=1 rewrites them, see test_persist_render.py). The namespace tests
 (tests/netns/test_persist_reboot_tunnels.py) and the VM tier (tests/vm/test_tunnel_reboot.py)
 replay them.
@@ -17,7 +18,7 @@ import pytest
 
 from dsrctl.linux.persistence import Persistence, add_decap, build, decap_of, unit_part
 from dsrctl.spec import Spec, parse_spec
-from providers.linux.persist import Detection, Rendered
+from providers.linux.persist import Detection, Rendered, networkd
 from tests.unit.test_persist_render import golden
 
 SPEC_PATH = "/etc/dsrctl/dsrctl.toml"
@@ -76,13 +77,10 @@ def test_the_unit_creates_sets_up_and_adds_the_ports() -> None:
     assert result.files[UNIT].mode == 0o644
 
 
-@pytest.mark.parametrize(
-    "backend", ["systemd-networkd", "networkmanager", "netplan", "ifcfg", "none"]
-)
+@pytest.mark.parametrize("backend", ["networkmanager", "netplan", "ifcfg", "none"])
 def test_backends_without_a_collect_metadata_device_get_the_same_unit(backend: str) -> None:
     """NetworkManager's ip-tunnel, netplan's tunnels: and ifcfg have no external mode and
-    no fou, networkd no external VXLAN (and its .netdev files are unproven on a real
-    kernel): the whole decap side is the unit's, byte for byte the systemd-unit one."""
+    no fou: the whole decap side is the unit's, byte for byte the systemd-unit one."""
     assert unit_part(backend, *decap_of(spec())) == decap_of(spec())
     result = decap_files(backend)
     assert result.files == decap_files("systemd-unit").files
@@ -102,12 +100,84 @@ def test_without_systemd_nothing_is_written_and_the_plan_says_so() -> None:
     assert "brings it back (networkmanager cannot); create" in other
 
 
-def test_networkd_backend_writes_the_unit_beside_its_dropin() -> None:
+NETWORK_DIR = "/etc/systemd/network"
+
+
+def networkd_files(result: Persistence) -> list[str]:
+    return sorted(p.rsplit("/", 1)[1] for p in result.files if p.rsplit("/", 1)[0] == NETWORK_DIR)
+
+
+def test_networkd_netdevs_and_networks_and_the_unit_for_vxlan_gpe_and_the_port() -> None:
+    """networkd's own files for the ipip, gre, ip6tnl and ip6gre devices (a .netdev for a
+    collect-metadata device, a .network for each); the unit for what systemd 252 cannot
+    do: the vxlan-gpe device (no VXLAN External=) and the GUE port (networkd sends
+    FOU_ATTR_IPPROTO=0, refused by current kernels)."""
     network = "/usr/lib/systemd/network/80-lo.network"
     result = build(spec("systemd-networkd"), detection(networkd_network=network), [])
-    assert set(result.files) == {UNIT, "/etc/systemd/network/80-lo.network.d/90-dsrctl.conf"}
-    assert result.files[UNIT] == decap_files("systemd-unit").files[UNIT]
+    assert networkd_files(result) == [
+        "10-dsrctl-tunnel-dsr6tnl0.netdev",
+        "10-dsrctl-tunnel-dsr6tnl0.network",
+        "10-dsrctl-tunnel-dsrgre0.netdev",
+        "10-dsrctl-tunnel-dsrgre0.network",
+        "10-dsrctl-tunnel-ip6gre0.network",
+        "10-dsrctl-tunnel-tunl0.network",
+    ]
+    assert set(result.files) - {UNIT} == {
+        f"{NETWORK_DIR}/{name}" for name in networkd_files(result)
+    } | {"/etc/systemd/network/80-lo.network.d/90-dsrctl.conf"}
+    for name in networkd_files(result):
+        state = result.files[f"{NETWORK_DIR}/{name}"]
+        golden(f"systemd-networkd/{name}", state.content)
+        assert state.mode == 0o644
+    golden("systemd-networkd/dsrctl-tunnels.service", result.files[UNIT].content)
+    text = result.files[UNIT].content.decode()
+    starts = [line for line in text.splitlines() if line.startswith("ExecStart")]
+    assert starts == [
+        "ExecStart=-/sbin/ip link add dsrgpe0 type vxlan gpe external dstport 4790 nolearning",
+        "ExecStart=/sbin/ip link set dsrgpe0 up",
+        "ExecStart=-/sbin/ip fou add port 19523 gue",
+    ]
     assert result.symlinks == {LINK: UNIT}
+    gre = result.files[f"{NETWORK_DIR}/10-dsrctl-tunnel-dsrgre0.netdev"].content.decode()
+    netdev = networkd.parse(gre)
+    assert ("Tunnel", "External", "yes") in netdev and ("NetDev", "Kind", "gre") in netdev
+    assert text.startswith("# Managed by dsrctl from /etc/dsrctl/dsrctl.toml;")
+    assert gre.startswith("# Managed by dsrctl from /etc/dsrctl/dsrctl.toml;")
+
+
+def test_networkd_own_lo_file_gets_the_tunnel_files_too() -> None:
+    """Without an operator's .network for lo, dsrctl's own 10-dsrctl-lo.network: the
+    decap files are the same."""
+    result = build(spec("systemd-networkd"), detection(), [])
+    names = networkd_files(result)
+    assert "10-dsrctl-lo.network" in names and "10-dsrctl-tunnel-tunl0.network" in names
+    with_dropin = build(
+        spec("systemd-networkd"), detection(networkd_network="/etc/systemd/network/1.network"), []
+    )
+    assert {p: s for p, s in result.files.items() if "tunnel" in p} == {
+        p: s for p, s in with_dropin.files.items() if "tunnel" in p
+    }
+
+
+def test_networkd_without_vxlan_gpe_or_gue_needs_no_unit() -> None:
+    for kind in ("ipip", "gre", "ip6ip6", "ip6gre"):
+        result = build(spec("systemd-networkd", f'[[tunnel]]\nkind = "{kind}"\n'), detection(), [])
+        assert UNIT not in result.files and result.symlinks == {}, kind
+        assert len([p for p in result.files if "10-dsrctl-tunnel-" in p]) == 1, kind  # .network
+
+
+def test_networkd_gue_brings_tunl0_up_and_leaves_the_port_to_the_unit() -> None:
+    result = build(spec("systemd-networkd", '[[tunnel]]\nkind = "gue"\n'), detection(), [])
+    assert [p for p in result.files if "10-dsrctl-tunnel-" in p] == [
+        f"{NETWORK_DIR}/10-dsrctl-tunnel-tunl0.network"
+    ]
+    text = result.files[UNIT].content.decode()
+    starts = [line for line in text.splitlines() if line.startswith("ExecStart")]
+    assert starts == ["ExecStart=-/sbin/ip fou add port 19523 gue"]
+    assert unit_part("systemd-networkd", *decap_of(spec())) == (
+        (("dsrgpe0", decap_of(spec())[0][4][1]),),
+        (19523,),
+    )
 
 
 def test_no_tunnel_no_file() -> None:

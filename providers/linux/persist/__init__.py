@@ -18,8 +18,9 @@ removed again by a tool that "owns" the interface:
 - ``systemd-unit``: when nothing manages the interface, a oneshot unit that runs
   ``ip address replace`` after systemd-sysctl and before the network is set up.
 
-The [[tunnel]] decap devices and fou ports come back through ifupdown's stanzas or, with
-every other backend, through dsrctl-tunnels.service (:mod:`.decap`).
+The [[tunnel]] decap devices and fou ports come back through ifupdown's stanzas,
+systemd-networkd's .netdev/.network files (all but vxlan-gpe and the fou ports) or
+dsrctl-tunnels.service for the rest and with every other backend (:mod:`.decap`).
 
 Layout: :mod:`.detect` reads the host (or a tree under ``linux.persist.root``) into a
 :class:`Detection`; the backend modules parse their configuration formats and render
@@ -156,8 +157,9 @@ class RenderRequest:
     routes: tuple[RouteState, ...] = ()
     dropped_routes: frozenset[str] = frozenset()
     # the [[tunnel]] decap devices (name, state) and GUE ports, for a backend that brings
-    # them back itself (ifupdown; the others leave them to dsrctl-tunnels.service, see
-    # providers.linux.persist.decap and dsrctl.linux.persistence.unit_part)
+    # them back itself (ifupdown, systemd-networkd some kinds; the rest is left to
+    # dsrctl-tunnels.service, see providers.linux.persist.decap and
+    # dsrctl.linux.persistence.unit_part)
     tunnels: tuple[tuple[str, TunnelState], ...] = ()
     fou_ports: tuple[int, ...] = ()
 

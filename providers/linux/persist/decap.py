@@ -13,14 +13,18 @@ What each backend writes for them (docs/persistence/*.md):
 
 - ``ifupdown``: an ``iface NAME inet manual`` stanza per device whose ``pre-up`` creates
   it unless it exists (:mod:`.ifupdown`);
+- ``systemd-networkd``: a ``.netdev`` per collect-metadata ipip, gre, ip6tnl or ip6gre
+  device (``[Tunnel] External=yes``) and a ``.network`` per device of those kinds that
+  brings it up (:mod:`.networkd`); the unit below for a vxlan-gpe device (systemd 252
+  has no collect-metadata VXLAN) and for the GUE ports (networkd 252's ``Kind=fou`` sends
+  an IP protocol of 0, which current kernels refuse: see :mod:`.networkd`);
+  ``dsrctl.linux.persistence.unit_part`` picks the unit's part;
 - every other backend, and ``none``: ``dsrctl-tunnels.service``, a oneshot unit of
   dsrctl's own with the very ``ip`` commands apply's netlink requests amount to.
   NetworkManager's ip-tunnel profiles have no collect-metadata mode and no fou; netplan's
   ``tunnels:`` have neither (nor VXLAN-GPE); the network-scripts (ifcfg) have no such
-  device type; systemd-networkd 252 (Debian 12) has ``[Tunnel] External=`` and
-  ``Kind=fou`` but no collect-metadata VXLAN, and its ``.netdev`` files were not proven to
-  bring the devices back on a distribution kernel (one VM run of networkd on them timed
-  out, undiagnosed), while the unit was (tests/vm/test_tunnel_reboot.py).
+  device type. Proven on a distribution kernel in the VM tier
+  (tests/vm/test_tunnel_reboot.py), the networkd backend's files too.
 
 The unit runs after systemd-modules-load.service (the modules, hence the fallback devices
 and the fou family, are there) and before network-pre.target (the decap side is ready

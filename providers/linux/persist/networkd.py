@@ -24,12 +24,29 @@ A VIP range is a ``[Route]`` section: ``Destination=``, ``Type=local``, ``Table=
 (networkd gives a local route scope host by itself).
 networkd starts after systemd-sysctl, so the ARP keys are in place before the VIPs.
 
-The [[tunnel]] decap side is dsrctl-tunnels.service's on this backend too
-(providers.linux.persist.decap): networkd 252 (Debian 12) has no collect-metadata mode
-for VXLAN, and its ``.netdev`` files for the other kinds (``[Tunnel] External=yes``,
-``Kind=fou``) were not proven to bring the devices back on a distribution kernel (one VM
-run timed out, undiagnosed), while the unit was. networkd leaves alone a link that no
-.network file matches.
+The [[tunnel]] decap side (providers.linux.persist.decap): a collect-metadata ipip, gre,
+ip6tnl or ip6gre device is a ``.netdev`` (``[Tunnel] External=yes``, which implies
+``Independent=``: networkd creates it at start, with no underlying link), and each device
+of these kinds, a module's fallback device (``tunl0``...) included, gets a ``.network``
+that brings it up and configures nothing else (no link-local address, no router
+advertisements: apply adds nothing to it either). networkd leaves a link that no
+``.network`` file matches alone, down as its module made it: the fallback device needs
+its ``.network``, not only the module. Proven on Debian 12 (systemd 252, kernel 6.1) in
+the VM tier (tests/vm/test_tunnel_reboot.py).
+
+dsrctl-tunnels.service keeps the rest, because systemd-networkd 252 cannot express it:
+
+- a vxlan-gpe device: 252 has no collect-metadata mode for VXLAN (``External=`` is a
+  [Tunnel] key only; [VXLAN] has ``GenericProtocolExtension=`` but no ``External=``);
+- a GUE port: ``Kind=fou`` with ``Encapsulation=GenericUDPEncapsulation`` parses, but
+  networkd 252 always sends ``FOU_ATTR_IPPROTO``, 0 for GUE, and kernels with the fix
+  "fou: Don't allow 0 for FOU_ATTR_IPPROTO" (January 2026, in the 6.1 stable series:
+  Debian's 6.1.0-57 has it) refuse that value: networkd logs ``dsrfou19523: netdev could
+  not be created: Numerical result out of range`` (the kernel's extended ack: "integer
+  out of range" at that attribute), and no port comes back. ``ip fou add ... gue`` leaves
+  the attribute out and works. This is the earlier VM run's "timeout, undiagnosed": its
+  step polled up to 600 times for the port (about 0.45 s a round in the guest) under a
+  300 s step limit, and printed networkd's log only after the loop.
 """
 
 from __future__ import annotations
@@ -40,6 +57,7 @@ from providers.linux.persist import (
     Detection,
     Rendered,
     RenderRequest,
+    decap,
     default_label,
     managed_header,
     no_check,
@@ -220,11 +238,45 @@ def render(request: RenderRequest) -> Rendered:
         lines += ["", *address_section(state, interface)]
     for route in request.routes:
         lines += ["", *route_section(route)]
-    content = FileState(("\n".join(lines) + "\n").encode(), 0o644)
+    content = _file(lines)
     if network is None:
-        return Rendered(files={own_network(interface): content})
+        return Rendered(files={own_network(interface): content, **decap_files(request)})
     directory = dropin_dir(network)
-    return Rendered(files={f"{directory}/{DROPIN_NAME}": content}, dirs=(directory,))
+    files = {f"{directory}/{DROPIN_NAME}": content, **decap_files(request)}
+    return Rendered(files=files, dirs=(directory,))
+
+
+# The decap device kinds networkd creates or brings up itself (TunnelState.kind; a gue
+# tunnel's device is ipip's). The others, and every fou port, are the unit's (docstring).
+NATIVE_KINDS = frozenset({"ipip", "gre", "ip6tnl", "ip6gre"})
+
+
+def decap_prefix(name: str) -> str:
+    return f"{DROPIN_DIR}/10-dsrctl-tunnel-{safe_name(name)}"
+
+
+def decap_files(request: RenderRequest) -> dict[str, FileState]:
+    """The .netdev and .network files of the decap devices networkd brings back."""
+    files = {}
+    header = decap.header(request.spec_path)
+    for name, state in request.tunnels:
+        if state.kind not in NATIVE_KINDS:
+            continue
+        if state.external:
+            lines = [*header, "", "[NetDev]", f"Name={safe_name(name)}", f"Kind={state.kind}"]
+            lines += ["", "[Tunnel]", "External=yes"]
+            if state.kind == "ip6tnl":
+                lines.append("Mode=ip6ip6")
+            files[f"{decap_prefix(name)}.netdev"] = _file(lines)
+        network = [*header, "", "[Match]", f"Name={safe_name(name)}", "", "[Link]"]
+        network += ["RequiredForOnline=no", "", "[Network]", "LinkLocalAddressing=no"]
+        network += ["IPv6AcceptRA=no", "ConfigureWithoutCarrier=yes"]
+        files[f"{decap_prefix(name)}.network"] = _file(network)
+    return files
+
+
+def _file(lines: list[str]) -> FileState:
+    return FileState(("\n".join(lines) + "\n").encode(), 0o644)
 
 
 # What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
