@@ -48,6 +48,15 @@ _MODULE_DEVICES = {
 }
 # The bytes the balancer adds in front of the client's packet (DOMAIN.md section 5).
 OVERHEAD = {"ipip": 20, "gre": 24, "gue": 32, "vxlan-gpe": 36, "ip6ip6": 40, "ip6gre": 44}
+# The IP versions of the packets each kind carries inside (the client's packets).
+INNER = {
+    "ipip": (4,),
+    "gue": (4,),  # GUE as dsrctl sets it up carries IPIP
+    "ip6ip6": (6,),
+    "gre": (4, 6),
+    "ip6gre": (4, 6),
+    "vxlan-gpe": (4, 6),
+}
 MODULES = {
     "ipip": ("ipip",),
     "gre": ("ip_gre",),
@@ -96,6 +105,11 @@ class TunnelSpec:
     @property
     def overhead(self) -> int:
         return OVERHEAD[self.kind]
+
+    @property
+    def inner(self) -> tuple[int, ...]:
+        """The IP versions of the packets the device decapsulates."""
+        return INNER[self.kind]
 
     @property
     def modules(self) -> tuple[str, ...]:

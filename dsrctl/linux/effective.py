@@ -6,7 +6,9 @@ conf.default. So:
 
 - rp_filter: a decap device without an IPv4 address drops every decapsulated packet
   unless max(all, dev) is 0; loose (2) drops too (measured, DOMAIN.md section 5). For
-  every IPv4 tunnel of the spec dsrctl wants ``all = 0`` and ``<dev> = 0``: the smallest
+  every tunnel of the spec that carries IPv4 inside (every kind but ip6ip6: ip6gre's IPv4
+  packets are filtered on the ip6gre device, measured in the VM lab) dsrctl wants
+  ``all = 0`` and ``<dev> = 0``: the smallest
   change that works. Lowering ``all`` would also lower the filter of the uplink (whose own
   value is often 0), so the uplink keeps the value it had through its own key.
 - arp_ignore/arp_announce: a per-interface value can only raise the effective value, but
@@ -43,10 +45,12 @@ def conf_key(device: str, leaf: str) -> str:
 
 
 def decap_devices(spec: Spec) -> list[str]:
-    """The IPv4 decap devices of the spec's tunnels (rp_filter has no IPv6 counterpart)."""
+    """The decap devices of the spec's tunnels that receive IPv4 packets, whatever the
+    outer header (an ip6gre device decapsulates IPv4 too); rp_filter has no IPv6
+    counterpart."""
     found: list[str] = []
     for tunnel in spec.tunnels:
-        if tunnel.family == 4 and tunnel.name not in found:
+        if 4 in tunnel.inner and tunnel.name not in found:
             found.append(tunnel.name)
     return found
 

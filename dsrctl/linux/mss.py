@@ -47,15 +47,6 @@ if TYPE_CHECKING:
     from providers.linux.uplinks import Uplinks
 
 TCP_IP = {4: 40, 6: 60}  # TCP and IP headers without options
-# The IP versions of the packets each kind carries inside.
-INNER = {
-    "ipip": (4,),
-    "gue": (4,),  # GUE as dsrctl sets it up carries IPIP
-    "ip6ip6": (6,),
-    "gre": (4, 6),
-    "ip6gre": (4, 6),
-    "vxlan-gpe": (4, 6),
-}
 WHY = "PMTUD cannot work on the asymmetric path"
 
 
@@ -160,7 +151,7 @@ def clamp_for(spec: Spec, limits: list[TunnelLimit]) -> tuple[MssClamp | None, s
     rules: dict[int, ClampRule] = {}
     reasons: list[str] = []
     for version in (4, 6):
-        carrying = [limit for limit in limits if version in INNER[limit.tunnel.kind]]
+        carrying = [limit for limit in limits if version in limit.tunnel.inner]
         sources = collapse((vip.cidr for vip in spec.vips if vip.version == version), version)
         if not carrying or not sources:
             continue
