@@ -179,7 +179,8 @@ def argv(
     args = [
         word for device, source, targets in probes for word in (device, source, ",".join(targets))
     ]
-    return [python, str(Path(__file__).resolve()), "--wait", f"{wait:g}", *args]
+    # -S: no site module (nothing of site-packages is needed; it saves seconds in the VM)
+    return [python, "-S", str(Path(__file__).resolve()), "--wait", f"{wait:g}", *args]
 
 
 def parse_output(text: str) -> tuple[list[tuple[str, str]], list[Advert]]:

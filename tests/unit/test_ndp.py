@@ -59,5 +59,5 @@ def test_output_round_trip() -> None:
 
 def test_argv() -> None:
     command = ndp.argv([("br0", "2001:db8:2::1", ["2001:db8:10::10", "2001:db8:2::11"])], 1.0)
-    assert command[0] == "python3" and command[1].endswith("tests/ndp.py")
-    assert command[2:] == ["--wait", "1", "br0", "2001:db8:2::1", "2001:db8:10::10,2001:db8:2::11"]
+    assert command[:2] == ["python3", "-S"] and command[2].endswith("tests/ndp.py")
+    assert command[3:] == ["--wait", "1", "br0", "2001:db8:2::1", "2001:db8:10::10,2001:db8:2::11"]
