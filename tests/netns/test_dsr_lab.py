@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from tests import ndp
 from tests.netns.lab import (
+    IFNAME,
     SERVER_SPEC,
     VIP4,
     VIP6,
@@ -167,6 +169,28 @@ def test_only_the_load_balancer_answers_arp_and_nd_for_the_vip(applied: Lab) -> 
     assert now["arp_vip_other"] == now["na_vip_other"] == 0, now
     assert applied.neighbour("client", VIP4) == lb.mac
     assert applied.neighbour("client", VIP6) == lb.mac
+
+
+def test_servers_send_no_neighbour_advertisement_for_the_ipv6_vip(applied: Lab) -> None:
+    """A neighbour solicitation for the IPv6 VIP from the client (tests/ndp.py: to the
+    solicited-node address, hop limit 255, the client's own address and MAC as source)
+    is answered by the LB, which holds the VIP on eth0, and by no server: Linux answers
+    only for addresses of the receiving interface, and the VIP is on lo (no sysctl
+    involved). Control: the same solicitation for each server's own eth0 address is
+    answered by that server, so a server answering for the VIP would be seen."""
+    client, lb = applied["client"], applied["lb"]
+    servers = {applied[role].ipv6: applied[role].mac for role in SERVERS}
+    before = client.counters()
+    probe = [(IFNAME, client.ipv6, [VIP6, *servers])]
+    out = client.ns.run(*ndp.argv(probe, python=sys.executable)).stdout
+    sent, adverts = ndp.parse_output(out)
+    assert sent == [(IFNAME, VIP6), *((IFNAME, own) for own in servers)], out
+    for own, mac in servers.items():
+        assert {a.lladdr for a in adverts if a.target == own} == {mac}, out
+    assert {a.lladdr for a in adverts if a.target == VIP6} == {lb.mac}, out
+    assert all(a.hop_limit == 255 for a in adverts), out
+    # ... and on the wire: no advertisement for the VIP from any MAC but the LB's
+    assert client.counters()["na_vip_other"] == before["na_vip_other"] == 0
 
 
 def test_arp_check_catches_a_server_without_the_arp_sysctls(tmp_path: Path) -> None:

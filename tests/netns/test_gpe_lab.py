@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import sys
 from collections.abc import Iterator
 
 import pytest
 
+from tests import ndp
 from tests.netns.gpe_lab import (
     CLAMP,
     MACS,
     RANGE,
     RANGE_VIP,
+    ROUTER_SERVER_SIDE,
     SERVER_SPEC,
     SERVERS,
+    SERVERS6,
     UNCLAMPED,
     VIP,
     VIP6,
@@ -209,6 +213,21 @@ def test_no_arp_answer_for_the_vip(applied: GpeLab) -> None:
         applied.apply("srv1")
     macs, output = applied.arping(VIP)
     assert macs == [], output
+
+
+def test_no_neighbour_advertisement_for_the_ipv6_vip(applied: GpeLab) -> None:
+    """From the router on the servers' segment (tests/ndp.py: a neighbour solicitation to
+    the solicited-node address, hop limit 255, from the router's own address there) nobody
+    advertises the IPv6 VIP: it is on the servers' lo, and Linux answers only for
+    addresses of the receiving interface. Control: each server does answer the same
+    solicitation for its own uplink address."""
+    probe = [("br0", ROUTER_SERVER_SIDE[1], [VIP6, *SERVERS6.values()])]
+    out = applied.router.run(*ndp.argv(probe, python=sys.executable)).stdout
+    sent, adverts = ndp.parse_output(out)
+    assert sent == [("br0", VIP6), *(("br0", own) for own in SERVERS6.values())], out
+    for role, own in SERVERS6.items():
+        assert {a.lladdr for a in adverts if a.target == own} == {MACS[role]}, out
+    assert [a for a in adverts if a.target == VIP6] == [], out
 
 
 # -- 6 ------------------------------------------------------------------------------------

@@ -60,6 +60,20 @@ def test_tunnels_carrying_ipv4_want_rp_filter_0_on_all_and_their_device_ip6ip6_n
     )
 
 
+def test_ip6gre_carries_ipv4_too_so_its_device_wants_rp_filter_0() -> None:
+    """An IPv6 outer header, but IPv4 inside is filtered on the ip6gre device like on any
+    other (the VM lab: IPv4 through ip6gre failed, TcpExtIPReversePathFilter counting
+    every SYN, until the device's rp_filter was 0)."""
+    assert tunnel_sysctls(spec({"kind": "ip6ip6"}, {"kind": "ip6gre", "name": "dsrgre6"})) == {
+        RP_ALL: 0,
+        "net.ipv4.conf.dsrgre6.rp_filter": 0,
+    }
+    assert tunnel_sysctls(spec({"kind": "ip6gre"})) == {
+        RP_ALL: 0,
+        "net.ipv4.conf.ip6gre0.rp_filter": 0,
+    }
+
+
 def test_an_explicit_rp_filter_that_breaks_the_tunnel_is_a_conflict_0_is_not() -> None:
     assert rp_filter_conflict(spec({"kind": "ipip"}, sysctl={RP_ALL: 0})) is None
     key, value, reason = rp_filter_conflict(  # type: ignore[misc]

@@ -11,7 +11,8 @@ The router sends the VIPs to the balancers, which are one-armed (one interface e
 
 - balA, IPVS in tunnel mode: VIP_IPIP (``-i``, IPIP) and VIP_GUE (``--tun-type gue``);
 - balB, kernel GRE tunnels, one device per real server, and an ECMP multipath route with
-  L4 hashing for VIP_GRE and the RANGE.
+  L4 hashing for VIP_GRE and the RANGE; for IPv6 (setup6), ip6ip6 and ip6gre tunnels, one
+  device per real server each, behind L4-hashed nexthop groups for VIP6 and VIP6_GRE.
 
 The real servers are configured only by ``dsrctl apply`` (this checkout, run in the
 server's namespace); they reply straight to the client through the router, so the
@@ -30,6 +31,8 @@ answers the server's name, ``/big`` is 200 KB, ``/cgi-bin/up`` counts what is po
 from __future__ import annotations
 
 import shlex
+
+from tests import ndp
 
 PREFIX = "lab-"
 CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2 = (
@@ -51,8 +54,15 @@ GRE_DEVICE = "dsrgre0"  # a collect-metadata device dsrctl creates (deleting it 
 WORK = "/tmp/lab"  # in the guest's tmpfs overlay
 BIG = 204800  # bytes up and down
 KINDS = {VIP_IPIP: "ipip", VIP_GUE: "gue", VIP_GRE: "gre"}
-# IPv6: ip6ip6 through balB (one ip6tnl device per real server, an L4-hashed nexthop group)
-VIP6 = "2001:db8:10::10"
+# IPv6: ip6ip6 and ip6gre through balB (one device per real server and kind, an L4-hashed
+# nexthop group per VIP); ip6gre carries IPv4 too: VIP_GRE6 goes through the same devices
+VIP6, VIP6_GRE = "2001:db8:10::10", "2001:db8:10::20"
+VIP_GRE6 = "198.18.0.40"
+GRE6_DEVICE = "dsrgre6"  # an ip6gre collect-metadata device dsrctl creates
+# An IPv6 range on the servers' lo (never routed to them: only its neighbour discovery
+# is checked)
+RANGE6 = "2001:db8:50::/64"
+RANGE6_SAMPLE = ("2001:db8:50::7", "2001:db8:50::1:2:3")
 SERVERS6 = {SRV1: "2001:db8:2::11", SRV2: "2001:db8:3::12"}
 GATEWAYS6 = {SRV1: "2001:db8:2::1", SRV2: "2001:db8:3::1"}
 CLIENT6, BAL_B6 = "2001:db8:1::2", "2001:db8:2::3"
@@ -74,17 +84,25 @@ def spec_path(server: str, stage: int) -> str:
 def spec_text(server: str, stage: int) -> str:
     """Stage 1: ipip (tunl0, the module's fallback device) and gre (a collect-metadata
     device). Stage 2: gue (fou port, IPIP into tunl0) replaces ipip (tunl0 still takes
-    plain IPIP too), and ip6ip6 (ip6tnl0, the fallback device) joins. Every stage has all
-    the VIPs and the range, so that what fails before a stage fails for want of the decap
-    side alone."""
+    plain IPIP too), and ip6ip6 (ip6tnl0, the fallback device) and ip6gre (a
+    collect-metadata device) join. Every stage has all the VIPs and the ranges, so that
+    what fails before a stage fails for want of the decap side alone."""
     first = 'kind = "ipip"\n' if stage == 1 else f'kind = "gue"\nport = {GUE_PORT}\n'
+    vips = (VIP_IPIP, VIP_GUE, VIP_GRE, VIP_GRE6, VIP6, VIP6_GRE)
     return (
         "version = 1\n"
-        + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in (VIP_IPIP, VIP_GUE, VIP_GRE, VIP6))
-        + f'[[vip]]\naddress = "{RANGE.split("/")[0]}"\nprefix = {RANGE.split("/")[1]}\n'
+        + "".join(f'[[vip]]\naddress = "{vip}"\n' for vip in vips)
+        + "".join(
+            f'[[vip]]\naddress = "{cidr.split("/")[0]}"\nprefix = {cidr.split("/")[1]}\n'
+            for cidr in (RANGE, RANGE6)
+        )
         + f"[[tunnel]]\n{first}"
         + f'[[tunnel]]\nkind = "gre"\nname = "{GRE_DEVICE}"\n'
-        + ('[[tunnel]]\nkind = "ip6ip6"\n' if stage == 2 else "")
+        + (
+            f'[[tunnel]]\nkind = "ip6ip6"\n[[tunnel]]\nkind = "ip6gre"\nname = "{GRE6_DEVICE}"\n'
+            if stage == 2
+            else ""
+        )
         + f'[linux.persist]\nroot = "{root(server)}"\n'
     )
 
@@ -184,7 +202,8 @@ def _bridge_port(dev: str, ns: str, peer: str) -> str:
 def _counters(ns: str) -> str:
     """VIP-sourced and VIP-destined packets seen by ``ns``; on a balancer, its outgoing
     ICMP "fragmentation needed" and ICMPv6 "packet too big" dropped (counted)."""
-    vips = f"{{ {VIP_IPIP}, {VIP_GUE}, {VIP_GRE}, {RANGE} }}"
+    vips = f"{{ {VIP_IPIP}, {VIP_GUE}, {VIP_GRE}, {VIP_GRE6}, {RANGE} }}"
+    vips6 = f"{{ {VIP6}, {VIP6_GRE} }}"
     return f"""\
 ip netns exec {ns} nft -f - <<'EOF'
 table inet lab {{
@@ -192,8 +211,8 @@ table inet lab {{
         type filter hook prerouting priority -300;
         ip saddr {vips} counter comment "from-vip"
         ip daddr {vips} counter comment "to-vip"
-        ip6 saddr {VIP6} counter comment "from-vip6"
-        ip6 daddr {VIP6} counter comment "to-vip6"
+        ip6 saddr {vips6} counter comment "from-vip6"
+        ip6 daddr {vips6} counter comment "to-vip6"
     }}
     chain out {{
         type filter hook output priority 0;
@@ -207,7 +226,7 @@ EOF
 
 def setup() -> str:
     """Modules, namespaces, links, routes, the two balancers, the servers' httpd."""
-    modules = "ipip ip_gre fou ip6_tunnel ip_vs ip_vs_rr nf_tables"
+    modules = "ipip ip_gre fou ip6_tunnel ip6_gre ip_vs ip_vs_rr nf_tables"
     lines = ["set -e", f"modprobe -a {modules}", f"mkdir -p {WORK}"]
     for ns in (CLIENT, ROUTER, BAL_A, BAL_B, SRV1, SRV2):
         lines.append(f"ip netns add {ns}")
@@ -242,6 +261,7 @@ ip -n {ROUTER} route add {VIP_IPIP}/32 via {BAL_A_IP}
 ip -n {ROUTER} route add {VIP_GUE}/32 via {BAL_A_IP}
 ip -n {ROUTER} route add {VIP_GRE}/32 via {BAL_B_IP}
 ip -n {ROUTER} route add {RANGE} via {BAL_B_IP}
+ip -n {ROUTER} route add {VIP_GRE6}/32 via {BAL_B_IP}
 """
     # balancer A: IPVS, tunnel mode
     srv1, srv2 = SERVERS[SRV1], SERVERS[SRV2]
@@ -291,9 +311,12 @@ def _url(vip: str) -> str:
 
 def setup6() -> str:
     """IPv6 on the client, router and balB links (the servers have theirs from
-    server_setup), and balB's ip6ip6 tunnels, one per real server, behind a nexthop group
-    (a multipath IPv6 route needs gateways; a group of device nexthops does not) hashed on
-    L4. A step of its own: if it fails, only the IPv6 checks do."""
+    server_setup), and balB's ip6ip6 and ip6gre tunnels, one of each per real server,
+    behind a nexthop group per VIP (a multipath IPv6 route needs gateways; a group of
+    device nexthops does not) hashed on L4; VIP_GRE6 (IPv4) through the ip6gre devices.
+    ``encaplimit none``: the devices' default, 4, adds an 8-byte destination options
+    header that no balancer of docs/tunnel-mode.md sends and the servers' clamp does not
+    count. A step of its own: if it fails, only the IPv6 checks do."""
     srv1, srv2 = SERVERS6[SRV1], SERVERS6[SRV2]
     return batched(f"""\
 set -e
@@ -316,7 +339,19 @@ ip -n {BAL_B} -6 nexthop add id 61 dev t6a
 ip -n {BAL_B} -6 nexthop add id 62 dev t6b
 ip -n {BAL_B} nexthop add id 60 group 61/62
 ip -n {BAL_B} route add {VIP6}/128 nhid 60
+ip -n {ROUTER} route add {VIP6_GRE}/128 via {BAL_B6}
+ip -n {BAL_B} link add g6a type ip6gre local {BAL_B6} remote {srv1} encaplimit none
+ip -n {BAL_B} link add g6b type ip6gre local {BAL_B6} remote {srv2} encaplimit none
+ip -n {BAL_B} link set g6a up
+ip -n {BAL_B} link set g6b up
+ip -n {BAL_B} -6 nexthop add id 71 dev g6a
+ip -n {BAL_B} -6 nexthop add id 72 dev g6b
+ip -n {BAL_B} nexthop add id 70 group 71/72
+ip -n {BAL_B} route add {VIP6_GRE}/128 nhid 70
+ip -n {BAL_B} route add {VIP_GRE6}/32 nexthop dev g6a nexthop dev g6b
 ip -n {BAL_B} -6 route show {VIP6}/128
+ip -n {BAL_B} -6 route show {VIP6_GRE}/128
+ip -n {BAL_B} -d link show g6a
 """)
 
 
@@ -374,6 +409,18 @@ def arp_probe(addresses: list[str]) -> str:
             )
     lines.append(f"wait\ncat {WORK}/arp.*\n")
     return in_ns(ROUTER, "set +e\n" + "".join(lines))
+
+
+def neighbour_probe(addresses: list[str]) -> str:
+    """Neighbour solicitations (tests/ndp.py) from the router on both server segments,
+    for ``addresses`` and for the segment's server's own uplink address (which must be
+    answered: the probe works); lines ``NS device target sent`` and ``NA device target
+    lladdr source hop-limit`` for every advertisement that came back."""
+    probes = [
+        (device, GATEWAYS6[server], [SERVERS6[server], *addresses])
+        for device, server in (("br0", SRV1), ("r2", SRV2))
+    ]
+    return in_ns(ROUTER, shlex.join(ndp.argv(probes)))
 
 
 def counters() -> str:

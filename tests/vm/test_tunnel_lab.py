@@ -3,11 +3,15 @@ behind encapsulating load balancers, on Debian's 6.1 kernel (one VM boot; the to
 and the scripts are in tests/vm/lab.py).
 
 Kinds: ipip and gue through IPVS in tunnel mode (balA); gre through kernel GRE tunnels,
-one per real server, with an L4-hashed ECMP route (balB); a /24 VIP range through balB.
-Stage 1 applies a spec with ipip (tunl0, the module's fallback device) and gre (a
-collect-metadata device dsrctl creates); stage 2 replaces ipip by gue (the fou port; its
-inner IPIP still lands on tunl0, which takes plain IPIP too). The balancers cannot send
-ICMP "fragmentation needed" (lab.py says why), so uploads depend on the MSS clamp.
+one per real server, with an L4-hashed ECMP route (balB); a /24 VIP range through balB;
+ip6ip6 and ip6gre through kernel tunnels behind nexthop groups (balB), ip6gre carrying
+an IPv6 VIP and an IPv4 one. Stage 1 applies a spec with ipip (tunl0, the module's
+fallback device) and gre (a collect-metadata device dsrctl creates); stage 2 replaces
+ipip by gue (the fou port; its inner IPIP still lands on tunl0, which takes plain IPIP
+too) and adds ip6ip6 (ip6tnl0) and ip6gre (a collect-metadata device). The balancers
+cannot send ICMP "fragmentation needed" / "packet too big" (lab.py says why), so uploads
+depend on the MSS clamp. The servers' IPv6 VIPs and IPv6 range are on lo: the router, their
+neighbour, gets no neighbour advertisement for them.
 """
 
 from __future__ import annotations
@@ -17,18 +21,24 @@ import re
 
 import pytest
 
+from tests import ndp
 from tests.vm import lab, vm
 
 RANGE_SAMPLE = [f"198.18.5.{n}" for n in sorted(random.sample(range(1, 255), 3))]
-VIPS4 = [lab.VIP_IPIP, lab.VIP_GUE, lab.VIP_GRE]
-VIPS = [*VIPS4, lab.VIP6]
+VIPS4 = [lab.VIP_IPIP, lab.VIP_GUE, lab.VIP_GRE, lab.VIP_GRE6]
+VIPS6 = [lab.VIP6, lab.VIP6_GRE]
+VIPS = [*VIPS4, *VIPS6]
+STAGE2_ONLY = (lab.VIP_GUE, lab.VIP_GRE6, *VIPS6)  # their decap side comes with stage 2
 S1, S2 = lab.SRV1, lab.SRV2
 SERVER_NAMES = {"srv1", "srv2"}
 TIMESTAMPS = 12  # TCP timestamp option: the client's mss is the advertised MSS less 12
-# The MSS dsrctl computes: uplink MTU 1500, less the largest overhead, less 40 (IPv4).
-MSS_STAGE1 = 1500 - max(20, 24) - 40  # ipip, gre
-MSS_STAGE2 = 1500 - max(32, 24) - 40  # gue, gre
-MSS6_STAGE2 = 1500 - 40 - 60  # ip6ip6
+# The MSS dsrctl computes per family: uplink MTU 1500, less the largest overhead of the
+# tunnels that carry the family, less 40 (IPv4) or 60 (IPv6).
+MSS_STAGE1 = 1500 - max(20, 24) - 40  # ipip, gre: 1436
+# gue 32, gre 24 and ip6gre 44 (ip6gre carries IPv4 too: it is the smallest, 1416)
+MSS_STAGE2 = 1500 - max(32, 24, 44) - 40
+# gre 24, ip6ip6 40, ip6gre 44: 1396 (ip6ip6 alone gave 1400)
+MSS6_STAGE2 = 1500 - max(24, 40, 44) - 60
 MSS_NO_CLAMP = 1500 - 40 - TIMESTAMPS  # what the client uses without the clamp
 MSS6_NO_CLAMP = 1500 - 60 - TIMESTAMPS
 
@@ -62,13 +72,14 @@ def _traffic(
 
 
 def _facts(server: str) -> str:
-    keys = ["all", "default", "s0", "tunl0", lab.GRE_DEVICE]
+    keys = ["all", "default", "s0", "tunl0", lab.GRE_DEVICE, lab.GRE6_DEVICE]
     return lab.in_ns(
         server,
         f"set +e\nfor k in {' '.join(keys)}; do for s in rp_filter arp_ignore; do\n"
         f'  echo "SYSCTL {lab.NAMES[server]} $k $s $(cat /proc/sys/net/ipv4/conf/$k/$s '
         '2>/dev/null || echo -)"\ndone; done\n'
         f"ip -d link show tunl0; ip -d link show {lab.GRE_DEVICE}; ip -d link show ip6tnl0\n"
+        f"ip -d link show {lab.GRE6_DEVICE}\n"
         "ip fou show\n"
         "nft list table inet dsrctl\n",
     )
@@ -83,11 +94,14 @@ STEPS: dict[str, str | vm.Python] = {
         "traffic1",
         [lab.VIP_IPIP, lab.VIP_GRE],
         [lab.VIP_IPIP, lab.VIP_GRE],
-        failing=(lab.VIP_GUE, lab.VIP6),
+        failing=STAGE2_ONLY,
     ),
     "apply2": _apply_both(2),
     "traffic2": _traffic("traffic2", VIPS, VIPS),
-    "arp": lab.arp_probe([*VIPS4, *RANGE_SAMPLE]),
+    # ARP and IPv6 neighbour discovery at once (the Python of the latter starts slowly)
+    "arp": f"set +e\n{lab.neighbour_probe([*VIPS6, *lab.RANGE6_SAMPLE])} > {lab.WORK}/ndp 2>&1 &\n"
+    + f"{lab.arp_probe([*VIPS4, *RANGE_SAMPLE])}\n"
+    + f'wait $!\necho "RC ndp $?"\ncat {lab.WORK}/ndp\n',
     "facts": _facts(S1) + "\n" + _facts(S2) + "\n",
     "again": "set +e\n"
     + lab.parallel(
@@ -102,7 +116,7 @@ STEPS: dict[str, str | vm.Python] = {
     "noclamp": "".join(lab.in_ns(s, "nft delete table inet dsrctl") + "\n" for s in (S1, S2))
     + _traffic("noclamp", [], VIPS),
     # ... and rp_filter back to strict on srv1's `all`: the IPIP it decapsulates is dropped
-    "drift": f"ip -n {S1} link del {lab.GRE_DEVICE}\n"
+    "drift": f"ip -n {S1} link del {lab.GRE_DEVICE}\nip -n {S1} link del {lab.GRE6_DEVICE}\n"
     + f"ip netns exec {S1} sysctl -qw net.ipv4.conf.all.rp_filter=1\n"
     + lab.client("set +e\n" + lab.requests(lab.VIP_IPIP, 6))
     + "\nset +e\n"
@@ -175,13 +189,13 @@ def test_stage1_ipip_and_gre_reach_both_servers(boot: vm.Boot) -> None:
     hits = _hits(boot, "traffic1")
     for vip in (lab.VIP_IPIP, lab.VIP_GRE):
         assert set(hits[vip]) == SERVER_NAMES, (vip, hits[vip])
-    # gue is not declared yet: no fou port, the balancer's GUE packets are dropped; nor is
-    # ip6ip6: ip6tnl0 is down
-    assert hits[lab.VIP_GUE] == ["FAIL", "FAIL"]
-    assert hits[lab.VIP6] == ["FAIL", "FAIL"]
+    # gue is not declared yet: no fou port, the balancer's GUE packets are dropped; nor
+    # are ip6ip6 (ip6tnl0 is down) and ip6gre (no collect-metadata device; ip6gre0 is down)
+    for vip in STAGE2_ONLY:
+        assert hits[vip] == ["FAIL", "FAIL"], (vip, hits[vip])
 
 
-def test_stage2_ipip_gue_gre_ip6ip6_reach_both_servers(boot: vm.Boot) -> None:
+def test_stage2_ipip_gue_gre_ip6ip6_ip6gre_reach_both_servers(boot: vm.Boot) -> None:
     hits = _hits(boot, "traffic2")
     for vip in VIPS:
         assert set(hits[vip]) == SERVER_NAMES, (vip, hits[vip])
@@ -221,7 +235,7 @@ def test_the_clamp_sets_the_computed_mss(boot: vm.Boot) -> None:
     for step in ("traffic2", "repair"):
         assert _mss(boot, step) == {
             **dict.fromkeys(VIPS4, MSS_STAGE2 - TIMESTAMPS),
-            lab.VIP6: MSS6_STAGE2 - TIMESTAMPS,
+            **dict.fromkeys(VIPS6, MSS6_STAGE2 - TIMESTAMPS),
         }, boot[step].stdout
     assert boot["facts"].stdout.count(f"tcp option maxseg size set {MSS_STAGE2}") == 2
     assert boot["facts"].stdout.count(f"tcp option maxseg size set {MSS6_STAGE2}") == 2
@@ -233,7 +247,7 @@ def test_without_the_clamp_uploads_fail(boot: vm.Boot) -> None:
     the balancer and still work."""
     assert _mss(boot, "noclamp") == {
         **dict.fromkeys(VIPS4, MSS_NO_CLAMP),
-        lab.VIP6: MSS6_NO_CLAMP,
+        **dict.fromkeys(VIPS6, MSS6_NO_CLAMP),
     }, boot["noclamp"].stdout
     transfers = _transfers(boot, "noclamp")
     for vip in VIPS:
@@ -258,7 +272,8 @@ def test_balancers_see_no_vip_sourced_packet(boot: vm.Boot) -> None:
 
 def test_rp_filter_strict_before_apply_works_after(boot: vm.Boot) -> None:
     """setup made rp_filter 1 on all and default; apply set 0 on all and on each decap
-    device (they have no address) and left the uplink strict."""
+    device that receives IPv4 (they have no address), ip6gre's included, and left the
+    uplink strict."""
     assert "rp_filter=1" in boot["setup"].command
     values = {
         (name, key, what): value
@@ -268,6 +283,8 @@ def test_rp_filter_strict_before_apply_works_after(boot: vm.Boot) -> None:
         assert values[(name, "all", "rp_filter")] == "0"
         assert values[(name, "tunl0", "rp_filter")] == "0"
         assert values[(name, lab.GRE_DEVICE, "rp_filter")] == "0"
+        # ip6gre carries IPv4 too (VIP_GRE6): its device is filtered like the others
+        assert values[(name, lab.GRE6_DEVICE, "rp_filter")] == "0"
         assert values[(name, "s0", "rp_filter")] == "1"
         assert values[(name, "default", "rp_filter")] == "1"
         assert values[(name, "all", "arp_ignore")] == "1"
@@ -285,9 +302,11 @@ def test_strict_rp_filter_drops_decapsulated_packets(boot: vm.Boot) -> None:
 def test_decap_side_as_declared(boot: vm.Boot) -> None:
     out = boot["facts"].stdout
     assert out.count("port 19523 gue") == 2
-    assert out.count("gre external") == 2
+    assert len(re.findall(r"\bgre external", out)) == 2  # not ip6gre's
     assert len(re.findall(r"tunl0@NONE: <NOARP,UP,LOWER_UP>", out)) == 2
     assert len(re.findall(r"ip6tnl0@NONE: <NOARP,UP,LOWER_UP>", out)) == 2
+    assert len(re.findall(rf"{lab.GRE6_DEVICE}@NONE: <NOARP,UP,LOWER_UP>", out)) == 2
+    assert out.count("ip6gre external") == 2
 
 
 def test_no_arp_answer_for_vips_or_range(boot: vm.Boot) -> None:
@@ -297,6 +316,28 @@ def test_no_arp_answer_for_vips_or_range(boot: vm.Boot) -> None:
     for device in ("br0", "r2"):
         for address in [*VIPS4, *RANGE_SAMPLE]:
             assert answers[(device, address)] == "0", (device, address, answers)
+
+
+def test_no_neighbour_advertisement_for_ipv6_vips_or_range(boot: vm.Boot) -> None:
+    """Real neighbour solicitations (tests/ndp.py) from the router onto each server's
+    segment: for the IPv6 VIPs and addresses of the IPv6 range, all on the servers' lo,
+    none comes back (Linux answers only for addresses of the receiving interface); for
+    each server's own uplink address, the server answers with its MAC (the probe works)."""
+    out = boot["arp"].stdout
+    assert _rcs(boot, "arp") == {"ndp": 0}, out
+    sent, adverts = ndp.parse_output(out)
+    silent = [*VIPS6, *lab.RANGE6_SAMPLE]
+    segments = (("br0", S1), ("r2", S2))
+    assert sorted(sent) == sorted(
+        (device, target)
+        for device, server in segments
+        for target in [lab.SERVERS6[server], *silent]
+    ), out
+    for device, server in segments:
+        own = {a.lladdr for a in adverts if (a.device, a.target) == (device, lab.SERVERS6[server])}
+        assert own == {lab.MACS[server]}, out
+    assert [a for a in adverts if a.target in silent] == [], out
+    assert all(a.hop_limit == 255 for a in adverts), out
 
 
 def test_second_apply_changes_nothing(boot: vm.Boot) -> None:
@@ -309,16 +350,18 @@ def test_deleted_decap_device_is_drift_and_apply_repairs_it(boot: vm.Boot) -> No
     drift = boot["drift"].stdout
     assert _rcs(boot, "drift") == {"drift": 2}, drift
     assert f"DRIFT tunnel {lab.GRE_DEVICE}: expected gre external, up, actual missing" in drift
+    assert f"DRIFT tunnel {lab.GRE6_DEVICE}: expected ip6gre external, up, actual missing" in drift
     assert "DRIFT nft mss:" in drift  # the clamp deleted by hand
     assert _rcs(boot, "repair") == {"repair": 0, "nft-file": 0}, boot["repair"].stdout
     assert f"+ tunnel {lab.GRE_DEVICE}: gre external, up" in boot["repair"].stdout
+    assert f"+ tunnel {lab.GRE6_DEVICE}: ip6gre external, up" in boot["repair"].stdout
 
 
 def test_reboot_restores_what_is_persisted(boot: vm.Boot) -> None:
     """Replaying the persisted files in a fresh namespace brings back the modules, the
     sysctls, the VIPs, the range and the MSS clamp: drift reports none of them."""
     out = boot["reboot"].stdout
-    assert "BOOT modprobe fou ip6_tunnel ip_gre ipip" in out
+    assert "BOOT modprobe fou ip6_gre ip6_tunnel ip_gre ipip" in out
     assert "BOOT dsrctl-mss.service: /usr/sbin/nft -f" in out
     assert "local 198.18.5.0/24 dev lo table local" in out
     assert "BOOT failed" not in out and "BOOT sysctl" not in out, out
