@@ -38,6 +38,23 @@ def read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
     return seen
 
 
+def waiting_in_read(pid: int, timeout: float = 30) -> None:
+    """Return once process ``pid`` blocks in read(2) of its standard input (per
+    /proc/<pid>/syscall: syscall 0, first argument 0; ``ip netns exec`` execs dsrctl in
+    place, so the pid is dsrctl's), or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/syscall", encoding="ascii") as handle:
+                fields = handle.read().split()
+        except OSError:
+            return  # gone: the caller's wait() reports it
+        if fields[:2] == ["0", "0x0"]:
+            time.sleep(0.05)  # and still there a moment later (not a read of the prompt's)
+            return
+        time.sleep(0.05)
+
+
 def at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]:
     """Run dsrctl on a pseudo-terminal (its controlling terminal: Ctrl-C sends SIGINT); if
     it prompts, type ``keys`` as a person would. The exit code and everything it wrote."""
@@ -57,9 +74,10 @@ def at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]
     try:
         seen = read_until(leader, PROMPT)
         if PROMPT in seen and proc.poll() is None:
-            # After the prompt, once dsrctl waits in read(). (A signal in the microseconds
-            # between the prompt and read() is only seen at the next key.)
-            time.sleep(0.5)
+            # After the prompt, once dsrctl waits in read() of its terminal: a signal in
+            # the microseconds between the prompt and read() is only seen at the next key,
+            # and on a loaded machine a fixed pause is not enough.
+            waiting_in_read(proc.pid)
             os.write(leader, keys)
         code = proc.wait(timeout=60)
         seen += read_until(leader, b"\x00", timeout=1)
