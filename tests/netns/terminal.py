@@ -38,6 +38,18 @@ def read_until(fd: int, wanted: bytes, timeout: float = 30) -> bytes:
     return seen
 
 
+def _signal_state(pid: int) -> str:
+    """The signal lines of /proc/<pid>/status and the syscall it is in, for a report."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            lines = [line.strip() for line in handle if line.startswith(("SigBlk", "SigIgn"))]
+        with open(f"/proc/{pid}/syscall", encoding="ascii") as handle:
+            lines.append("syscall " + handle.read().strip())
+    except OSError as exc:
+        return f"no /proc entry ({exc})"
+    return ", ".join(lines)
+
+
 def waiting_in_read(pid: int, timeout: float = 30) -> None:
     """Return once process ``pid`` blocks in read(2) of its standard input (per
     /proc/<pid>/syscall: syscall 0, first argument 0; ``ip netns exec`` execs dsrctl in
@@ -55,6 +67,16 @@ def waiting_in_read(pid: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def _as_from_a_shell() -> None:
+    """In the child: the terminal becomes its controlling terminal, and Ctrl-C and Ctrl-\\
+    act as in an interactive shell. A test run started in the background by a
+    non-interactive shell (``pytest &``) ignores SIGINT and SIGQUIT, and a child inherits
+    that: Python would then never raise KeyboardInterrupt."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]:
     """Run dsrctl on a pseudo-terminal (its controlling terminal: Ctrl-C sends SIGINT); if
     it prompts, type ``keys`` as a person would. The exit code and everything it wrote."""
@@ -68,7 +90,7 @@ def at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]
         stderr=follower,
         env=env,
         start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        preexec_fn=_as_from_a_shell,
     )
     os.close(follower)
     try:
@@ -79,7 +101,14 @@ def at_the_prompt(netns: Netns, args: list[str], keys: bytes) -> tuple[int, str]
             # and on a loaded machine a fixed pause is not enough.
             waiting_in_read(proc.pid)
             os.write(leader, keys)
-        code = proc.wait(timeout=60)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            seen += read_until(leader, b"\x00", timeout=1)
+            raise AssertionError(
+                f"dsrctl {args} still runs 60 s after {keys!r} (prompt seen: {PROMPT in seen}); "
+                f"{_signal_state(proc.pid)}; its output: {seen.decode('utf-8', 'replace')!r}"
+            ) from None
         seen += read_until(leader, b"\x00", timeout=1)
     finally:
         if proc.poll() is None:
