@@ -38,6 +38,7 @@ from dsrctl.model import (
 from dsrctl.spec import Spec
 from providers.linux.persist import (
     Claim,
+    Decap,
     Detection,
     Rendered,
     RenderRequest,
@@ -45,7 +46,7 @@ from providers.linux.persist import (
     default_label,
     reload,
 )
-from providers.linux.persist.backends import Backend, backend
+from providers.linux.persist.backends import BACKENDS, Backend, backend
 
 
 def backend_module(name: str) -> Backend:
@@ -234,22 +235,15 @@ def build(
     return result
 
 
-# What each backend brings back of the decap side itself (providers.linux.persist.decap):
-# ifupdown everything (its stanzas run commands), systemd-networkd the ipip, gre, ip6tnl
-# and ip6gre devices (.netdev/.network); the rest is the unit's.
-def unit_part(
-    backend: str, tunnels: tuple[decap.Tunnel, ...], ports: tuple[int, ...]
-) -> tuple[tuple[decap.Tunnel, ...], tuple[int, ...]]:
-    if backend == "ifupdown":
-        return (), ()
-    if backend == "systemd-networkd":
-        from providers.linux.persist.networkd import NATIVE_KINDS
-
-        return tuple(t for t in tunnels if t[1].kind not in NATIVE_KINDS), ports
-    return tunnels, ports
+def unit_part(backend: str, tunnels: tuple[decap.Tunnel, ...], ports: tuple[int, ...]) -> Decap:
+    """What of the decap side dsrctl-tunnels.service brings back under ``backend``: what
+    the backend does not (``none``: all of it)."""
+    if backend not in BACKENDS:
+        return tunnels, ports
+    return backend_module(backend).unit_part(tunnels, ports)
 
 
-def decap_of(spec: Spec) -> tuple[tuple[decap.Tunnel, ...], tuple[int, ...]]:
+def decap_of(spec: Spec) -> Decap:
     """The spec's decap devices (name, state) and GUE ports, in spec order."""
     if not spec.tunnels:
         return (), ()  # and plan and drift of a spec without tunnels load no tunnel code

@@ -157,9 +157,9 @@ class RenderRequest:
     routes: tuple[RouteState, ...] = ()
     dropped_routes: frozenset[str] = frozenset()
     # the [[tunnel]] decap devices (name, state) and GUE ports, for a backend that brings
-    # them back itself (ifupdown, systemd-networkd some kinds; the rest is left to
-    # dsrctl-tunnels.service, see providers.linux.persist.decap and
-    # dsrctl.linux.persistence.unit_part)
+    # them back itself (ifupdown, systemd-networkd some kinds; what the backend's
+    # ``unit_part`` returns is left to dsrctl-tunnels.service, see
+    # providers.linux.persist.decap)
     tunnels: tuple[tuple[str, TunnelState], ...] = ()
     fou_ports: tuple[int, ...] = ()
 
@@ -230,3 +230,10 @@ def no_labels(request: RenderRequest) -> dict[str, str]:
 
 def no_check(request: RenderRequest) -> str | None:
     return None
+
+
+Decap = tuple[tuple[tuple[str, TunnelState], ...], tuple[int, ...]]  # devices, GUE ports
+
+
+def all_to_unit(tunnels: tuple[tuple[str, TunnelState], ...], ports: tuple[int, ...]) -> Decap:
+    return tunnels, ports  # the backend brings back nothing of the decap side itself

@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
-    from providers.linux.persist import Detection, Rendered, RenderRequest
-    from providers.model import AddressState
+    from providers.linux.persist import Decap, Detection, Rendered, RenderRequest
+    from providers.model import AddressState, TunnelState
 
 # name -> module, in the order the spec's "known: ..." lists them
 BACKENDS: dict[str, str] = {
@@ -29,9 +29,9 @@ ALIASES: dict[str, str] = {"networkd": "systemd-networkd"}
 
 
 class Backend(Protocol):
-    """One backend module. The last three are optional: a module that has nothing to say
+    """One backend module. The last four are optional: a module that has nothing to say
     binds the defaults of providers.linux.persist (``no_notes``, ``no_labels``,
-    ``no_check``)."""
+    ``no_check``, ``all_to_unit``)."""
 
     def requirement(self, detection: Detection) -> str | None:
         """Why this backend cannot work on the detected host; None if it can."""
@@ -55,6 +55,14 @@ class Backend(Protocol):
 
     def check(self, request: RenderRequest) -> str | None:
         """Why it cannot keep these VIPs together across a reboot; None if it can."""
+        ...
+
+    def unit_part(
+        self, tunnels: tuple[tuple[str, TunnelState], ...], ports: tuple[int, ...]
+    ) -> Decap:
+        """What of the [[tunnel]] decap side (devices, GUE ports) it leaves to
+        dsrctl-tunnels.service (providers.linux.persist.decap); its render brings back the
+        rest."""
         ...
 
 

@@ -18,7 +18,7 @@ What each backend writes for them (docs/persistence/*.md):
   brings it up (:mod:`.networkd`); the unit below for a vxlan-gpe device (systemd 252
   has no collect-metadata VXLAN) and for the GUE ports (networkd 252's ``Kind=fou`` sends
   an IP protocol of 0, which current kernels refuse: see :mod:`.networkd`);
-  ``dsrctl.linux.persistence.unit_part`` picks the unit's part;
+  each backend's ``unit_part`` says what it leaves to the unit;
 - every other backend, and ``none``: ``dsrctl-tunnels.service``, a oneshot unit of
   dsrctl's own with the very ``ip`` commands apply's netlink requests amount to.
   NetworkManager's ip-tunnel profiles have no collect-metadata mode and no fou; netplan's

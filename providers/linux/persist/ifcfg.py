@@ -40,6 +40,7 @@ from providers.linux.persist import (
     IfcfgAlias,
     Rendered,
     RenderRequest,
+    all_to_unit,
     default_label,
     managed_header,
     safe_name,
@@ -273,3 +274,6 @@ def render(request: RenderRequest) -> Rendered:
             text = route_text(routes, request.interface, request.spec_path)
             files[route_path(request.interface, version)] = FileState(text.encode(), 0o644)
     return Rendered(files=files)
+
+
+unit_part = all_to_unit

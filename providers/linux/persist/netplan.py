@@ -28,6 +28,7 @@ from providers.linux.persist import (
     Detection,
     Rendered,
     RenderRequest,
+    all_to_unit,
     default_label,
     managed_header,
     no_check,
@@ -129,3 +130,4 @@ def declares(tree: Tree, interface: str) -> str | None:
 notes = no_notes
 labels = no_labels
 check = no_check
+unit_part = all_to_unit

@@ -54,6 +54,7 @@ from __future__ import annotations
 import fnmatch
 
 from providers.linux.persist import (
+    Decap,
     Detection,
     Rendered,
     RenderRequest,
@@ -249,6 +250,10 @@ def render(request: RenderRequest) -> Rendered:
 # The decap device kinds networkd creates or brings up itself (TunnelState.kind; a gue
 # tunnel's device is ipip's). The others, and every fou port, are the unit's (docstring).
 NATIVE_KINDS = frozenset({"ipip", "gre", "ip6tnl", "ip6gre"})
+
+
+def unit_part(tunnels: tuple[decap.Tunnel, ...], ports: tuple[int, ...]) -> Decap:
+    return tuple(tunnel for tunnel in tunnels if tunnel[1].kind not in NATIVE_KINDS), ports
 
 
 def decap_prefix(name: str) -> str:

@@ -38,6 +38,7 @@ from providers.linux.persist import (
     NmProfile,
     Rendered,
     RenderRequest,
+    all_to_unit,
     default_label,
     managed_header,
     no_check,
@@ -314,3 +315,4 @@ def render(request: RenderRequest) -> Rendered:
 # What this backend does not need of the Backend Protocol (providers.linux.persist.backends).
 labels = no_labels
 check = no_check
+unit_part = all_to_unit

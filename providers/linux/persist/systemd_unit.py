@@ -24,6 +24,7 @@ from providers.linux.persist import (
     Detection,
     Rendered,
     RenderRequest,
+    all_to_unit,
     managed_header,
     no_check,
     no_labels,
@@ -158,3 +159,4 @@ def render(request: RenderRequest) -> Rendered:
 notes = no_notes
 labels = no_labels
 check = no_check
+unit_part = all_to_unit
