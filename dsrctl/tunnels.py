@@ -46,9 +46,11 @@ _MODULE_DEVICES = {
     "ip6gre0": "ip6_gre",
     "sit0": "sit",
 }
-# The bytes the balancer adds in front of the client's packet (DOMAIN.md section 5), with
-# an outer header of the kind's default IP version (vxlan-gpe: 20 more over IPv6).
-OVERHEAD = {"ipip": 20, "gre": 24, "gue": 32, "vxlan-gpe": 36, "ip6ip6": 40, "ip6gre": 44}
+# The bytes the balancer adds in front of the client's packet (DOMAIN.md section 5): the
+# outer IP header, and what each kind adds after it (GRE 4; UDP 8 + GUE 4; UDP 8 +
+# VXLAN-GPE 8).
+IP_HEADER = {4: 20, 6: 40}
+ENCAP_HEADER = {"ipip": 0, "gre": 4, "gue": 12, "vxlan-gpe": 16, "ip6ip6": 0, "ip6gre": 4}
 # The outer IP version of each kind; vxlan-gpe's may be given (``outer = 6``): its
 # collect-metadata device listens on both.
 OUTER = {"ipip": 4, "gre": 4, "gue": 4, "vxlan-gpe": 4, "ip6ip6": 6, "ip6gre": 6}
@@ -114,7 +116,7 @@ class TunnelSpec:
 
     @property
     def overhead(self) -> int:
-        return OVERHEAD[self.kind] + (20 if self.family > OUTER[self.kind] else 0)
+        return IP_HEADER[self.family] + ENCAP_HEADER[self.kind]
 
     @property
     def modules(self) -> tuple[str, ...]:
