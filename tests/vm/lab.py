@@ -309,6 +309,26 @@ def _url(vip: str) -> str:
     return f"http://[{vip}]" if ":" in vip else f"http://{vip}"
 
 
+def _ip6_tunnels(kind: str, names: tuple[str, str], group: int, vip6: str) -> str:
+    """balB's two IPv6-outer tunnels of ``kind`` (one per server, ``encaplimit none``)
+    behind nexthop group ``group`` (members group + 1 and + 2) for ``vip6``, which the
+    router sends to balB."""
+    lines = [f"ip -n {ROUTER} route add {vip6}/128 via {BAL_B6}"]
+    remotes = (SERVERS6[SRV1], SERVERS6[SRV2])
+    for number, (name, remote) in enumerate(zip(names, remotes, strict=True), group + 1):
+        lines += [
+            f"ip -n {BAL_B} link add {name} type {kind} local {BAL_B6} remote {remote} "
+            "encaplimit none",
+            f"ip -n {BAL_B} link set {name} up",
+            f"ip -n {BAL_B} -6 nexthop add id {number} dev {name}",
+        ]
+    lines += [
+        f"ip -n {BAL_B} nexthop add id {group} group {group + 1}/{group + 2}",
+        f"ip -n {BAL_B} route add {vip6}/128 nhid {group}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def setup6() -> str:
     """IPv6 on the client, router and balB links (the servers have theirs from
     server_setup), and balB's ip6ip6 and ip6gre tunnels, one of each per real server,
@@ -317,7 +337,6 @@ def setup6() -> str:
     ``encaplimit none``: the devices' default, 4, adds an 8-byte destination options
     header that no balancer of docs/tunnel-mode.md sends and the servers' clamp does not
     count. A step of its own: if it fails, only the IPv6 checks do."""
-    srv1, srv2 = SERVERS6[SRV1], SERVERS6[SRV2]
     return batched(f"""\
 set -e
 ip -n {CLIENT} address add {CLIENT6}/64 dev c0 nodad
@@ -326,28 +345,12 @@ ip -n {ROUTER} address add 2001:db8:1::1/64 dev r0 nodad
 ip -n {ROUTER} address add 2001:db8:2::1/64 dev br0 nodad
 ip -n {ROUTER} address add 2001:db8:3::1/64 dev r2 nodad
 ip netns exec {ROUTER} sysctl -qw net.ipv6.conf.all.forwarding=1
-ip -n {ROUTER} route add {VIP6}/128 via {BAL_B6}
 ip -n {BAL_B} address add {BAL_B6}/64 dev b0 nodad
 ip -n {BAL_B} route add default via 2001:db8:2::1
 ip netns exec {BAL_B} sysctl -qw net.ipv6.conf.all.forwarding=1 \
     net.ipv6.fib_multipath_hash_policy=1
-ip -n {BAL_B} link add t6a type ip6tnl mode ip6ip6 local {BAL_B6} remote {srv1} encaplimit none
-ip -n {BAL_B} link add t6b type ip6tnl mode ip6ip6 local {BAL_B6} remote {srv2} encaplimit none
-ip -n {BAL_B} link set t6a up
-ip -n {BAL_B} link set t6b up
-ip -n {BAL_B} -6 nexthop add id 61 dev t6a
-ip -n {BAL_B} -6 nexthop add id 62 dev t6b
-ip -n {BAL_B} nexthop add id 60 group 61/62
-ip -n {BAL_B} route add {VIP6}/128 nhid 60
-ip -n {ROUTER} route add {VIP6_GRE}/128 via {BAL_B6}
-ip -n {BAL_B} link add g6a type ip6gre local {BAL_B6} remote {srv1} encaplimit none
-ip -n {BAL_B} link add g6b type ip6gre local {BAL_B6} remote {srv2} encaplimit none
-ip -n {BAL_B} link set g6a up
-ip -n {BAL_B} link set g6b up
-ip -n {BAL_B} -6 nexthop add id 71 dev g6a
-ip -n {BAL_B} -6 nexthop add id 72 dev g6b
-ip -n {BAL_B} nexthop add id 70 group 71/72
-ip -n {BAL_B} route add {VIP6_GRE}/128 nhid 70
+{_ip6_tunnels("ip6tnl mode ip6ip6", ("t6a", "t6b"), 60, VIP6)}\
+{_ip6_tunnels("ip6gre", ("g6a", "g6b"), 70, VIP6_GRE)}\
 ip -n {BAL_B} route add {VIP_GRE6}/32 nexthop dev g6a nexthop dev g6b
 ip -n {BAL_B} -6 route show {VIP6}/128
 ip -n {BAL_B} -6 route show {VIP6_GRE}/128
